@@ -1,0 +1,69 @@
+//! Every operation on n-sized data.
+//!
+//! The algorithm (curvatures, bases, the step loop) is written once over [`Backend`]; the CPU
+//! backend implements it on host memory, a CUDA backend implements it on device memory. Small
+//! dense work (k×k, k-vectors) never comes here: it runs on the host in f64 (`linalg`, `inner`).
+//!
+//! The reductions over n (`column_dots`, `dot`) are explicit calls so that a sharded mode can
+//! all-reduce exactly their outputs.
+
+pub mod cpu;
+pub mod scalar;
+
+pub use cpu::Cpu;
+pub use scalar::{Dtype, Scalar};
+
+use crate::error::Result;
+
+/// n-sized storage and arithmetic. All k-sized inputs and outputs are host `f64` slices.
+pub trait Backend: Send {
+    /// Element type of every n-sized buffer (the optimizer's dtype).
+    type Elem: Scalar;
+    /// An owned n-vector.
+    type Vector: Send;
+    /// An owned column-major n×cols matrix.
+    type Matrix: Send;
+    /// A caller's read-only n-vector (a host slice on the CPU).
+    type Input<'a>;
+    /// A caller's read-write n-vector (a host slice on the CPU).
+    type InOut<'a>;
+
+    /// n, the length of every vector.
+    fn ndim(&self) -> usize;
+
+    /// A zero n-vector, or `LRE_ERR_OUT_OF_MEMORY`.
+    fn vector(&self) -> Result<Self::Vector>;
+
+    /// A zero n×cols matrix, or `LRE_ERR_OUT_OF_MEMORY`.
+    fn matrix(&self, cols: usize) -> Result<Self::Matrix>;
+
+    /// Bytes held by one matrix with `cols` columns (for memory reports).
+    fn matrix_bytes(&self, cols: usize) -> usize {
+        self.ndim() * cols * std::mem::size_of::<Self::Elem>()
+    }
+
+    /// dst ← src, checking every entry. Returns the index of the first non-finite entry as the
+    /// error; `dst` is scratch space and may be partly written in that case.
+    fn load_checked(&self, src: Self::Input<'_>, dst: &mut Self::Vector) -> Result<(), usize>;
+
+    /// dst ← src.
+    fn copy(&self, src: &Self::Vector, dst: &mut Self::Vector);
+
+    /// M[:, col] ← src.
+    fn set_column(&self, m: &mut Self::Matrix, col: usize, src: &Self::Vector);
+
+    /// out[j] ← ⟨M[:, cols[j]], x⟩ for every j, accumulated in f64 (a Gram row or a projection).
+    fn column_dots(&self, m: &Self::Matrix, cols: &[usize], x: &Self::Vector, out: &mut [f64]);
+
+    /// ⟨x, y⟩ accumulated in f64.
+    fn dot(&self, x: &Self::Vector, y: &Self::Vector) -> f64;
+
+    /// y ← y + Σ_j w[j]·M[:, cols[j]] (combination in f64, one rounding per entry of y).
+    fn add_columns(&self, m: &Self::Matrix, cols: &[usize], w: &[f64], y: Self::InOut<'_>);
+
+    /// out ← x as f64 on the host (length n).
+    fn download(&self, x: &Self::Vector, out: &mut [f64]);
+
+    /// y ← y + w for a host f64 vector w of length n.
+    fn add_host(&self, y: Self::InOut<'_>, w: &[f64]);
+}

@@ -1,0 +1,291 @@
+//! The exported C functions. Conventions (DESIGN.md, "The C API"):
+//! every fallible function returns `lre_status` and writes its outputs only on success;
+//! `lre_last_error_message()` then says what was wrong. No panic crosses the boundary.
+
+use super::guard::{guard, guard_value, last_error_ptr, static_cstr};
+use super::handle::{Handle, LreOptimizer, with_optimizer};
+use super::pointers::{self, check_disjoint, optimizer, optimizer_mut, out};
+use crate::backend::{Dtype, Scalar};
+use crate::error::{Error, Result, Status};
+use crate::optimizer::CpuOptimizer;
+use crate::spec::{Config, parse_component};
+use std::ffi::{c_char, c_void};
+
+/// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
+/// and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
+/// Called synchronously on the caller's thread, only during the step that received it.
+pub type HvpF32 = Option<unsafe extern "C" fn(user: *mut c_void, v: *const f32, hv: *mut f32, n: usize) -> i32>;
+
+/// Hessian-vector product callback for f64 optimizers (see `lre_hvp_f32_fn`).
+pub type HvpF64 = Option<unsafe extern "C" fn(user: *mut c_void, v: *const f64, hv: *mut f64, n: usize) -> i32>;
+
+/// The ABI version of the loaded library. Bindings compare it with `LRE_ABI_VERSION` from the
+/// header they were built against.
+#[unsafe(no_mangle)]
+pub extern "C" fn lre_abi_version() -> u32 {
+    super::LRE_ABI_VERSION
+}
+
+/// The library version ("MAJOR.MINOR.PATCH"), a static string.
+#[unsafe(no_mangle)]
+pub extern "C" fn lre_version() -> *const c_char {
+    static_cstr(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes())
+}
+
+/// A static one-line description of an `lre_status` value ("unknown status" for others).
+#[unsafe(no_mangle)]
+pub extern "C" fn lre_status_string(status: i32) -> *const c_char {
+    guard_value(static_cstr(b"unknown status\0"), || {
+        match Status::ALL.iter().find(|s| **s as i32 == status) {
+            Some(s) => static_cstr(s.description_with_nul().as_bytes()),
+            None => static_cstr(b"unknown status\0"),
+        }
+    })
+}
+
+/// The message of the last failed `lre_` call on this thread: what was wrong and what would be
+/// right. Never NULL ("" before any failure); valid until the next failing call on this thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn lre_last_error_message() -> *const c_char {
+    guard_value(static_cstr(b"\0"), last_error_ptr)
+}
+
+/// Creates an optimizer for `ndim` parameters from a spec string (NULL or "" = the default
+/// configuration) and writes it to `*out`. The caller owns it and must call
+/// `lre_optimizer_free`.
+///
+/// # Safety
+/// `spec` is NULL or a NUL-terminated string; `out` is a valid pointer to write to.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_new(spec: *const c_char, ndim: usize, out_opt: *mut *mut LreOptimizer) -> Status {
+    guard(|| {
+        let out_opt = out(out_opt, "out")?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let spec = unsafe { pointers::optional_text(spec, "spec") }?;
+        let config = Config::parse(spec)?;
+        let inner = match config.dtype {
+            Dtype::F32 => Handle::F32(CpuOptimizer::from_config(config, ndim)?),
+            Dtype::F64 => Handle::F64(CpuOptimizer::from_config(config, ndim)?),
+        };
+        let raw = Box::into_raw(Box::new(LreOptimizer { inner }));
+        // SAFETY: `out_opt` was checked non-NULL and aligned by `out`.
+        unsafe { pointers::write(out_opt, raw) };
+        Ok(())
+    })
+}
+
+/// Destroys an optimizer. NULL is a no-op.
+///
+/// # Safety
+/// `opt` is NULL or a pointer from `lre_optimizer_new` that was not freed yet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_free(opt: *mut LreOptimizer) {
+    guard_value((), || {
+        if !opt.is_null() {
+            // SAFETY: `opt` came from `Box::into_raw` in `lre_optimizer_new` and is freed once.
+            drop(unsafe { Box::from_raw(opt) });
+        }
+    })
+}
+
+/// Appends an inner optimizer (e.g. "lion" or "adam(beta2=0.999)") to the chain. Only before
+/// the first step (`LRE_ERR_CALL_ORDER` afterwards). To build a chain only from pushes, create
+/// the optimizer with `chain=[]`.
+///
+/// # Safety
+/// `opt` is a live optimizer; `component` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_chain_push(opt: *mut LreOptimizer, component: *const c_char) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
+        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let text = unsafe { pointers::text(component, "component") }?;
+        let component = parse_component(text, &crate::inner::FAMILY)?;
+        with_optimizer!(&mut opt.inner, o => o.chain_push(component))
+    })
+}
+
+/// Writes the canonical spec (every default filled in) as a NUL-terminated string. `*len`
+/// receives its length without the NUL; `buf` needs `cap >= *len + 1`. With `buf == NULL`
+/// only `*len` is written (a size query).
+///
+/// # Safety
+/// `opt` is a live optimizer; `buf` is NULL or valid for `cap` bytes; `len` is valid to write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_spec(opt: *const LreOptimizer, buf: *mut c_char, cap: usize, len: *mut usize) -> Status {
+    guard(|| {
+        let len = out(len, "len")?;
+        // SAFETY: the caller passes a live optimizer.
+        let opt = unsafe { optimizer(opt, "opt") }?;
+        let text = with_optimizer!(&opt.inner, o => o.config().to_string());
+        let mut bytes: Vec<c_char> = text.bytes().map(|b| b as c_char).collect();
+        bytes.push(0);
+        // SAFETY: `buf` is NULL or valid for `cap` elements; `len` was checked by `out`.
+        unsafe { copy_out(&bytes, buf, cap, len, "characters (including the NUL)") }?;
+        // SAFETY: as above; report the length without the NUL.
+        unsafe { pointers::write(len, text.len()) };
+        Ok(())
+    })
+}
+
+/// Sets a parameter. Settable now: "lr" (finite, >= 0; takes effect at the next step).
+///
+/// # Safety
+/// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_set_param(opt: *mut LreOptimizer, key: *const c_char, value: f64) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
+        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let key = unsafe { pointers::text(key, "key") }?;
+        match key {
+            "lr" => with_optimizer!(&mut opt.inner, o => o.set_lr(value)),
+            k if GETTABLE.contains(&k) => Err(Error::invalid(format!("\"{k}\" is read-only; settable keys: lr"))),
+            k => Err(Error::invalid(format!("unknown parameter \"{k}\"; settable keys: lr"))),
+        }
+    })
+}
+
+/// Keys `lre_optimizer_get_param` answers.
+const GETTABLE: &[&str] =
+    &["lr", "step", "rank", "ndim", "num_probes", "update_freq", "init_steps", "seed", "threads", "symmetrize"];
+
+/// Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
+/// columns the inner optimizer used in the last step; 0 before the first), "ndim",
+/// "num_probes" (Hessian-vector products per update step), "update_freq", "init_steps",
+/// "seed", "threads", "symmetrize" (1 or 0).
+///
+/// # Safety
+/// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_get_param(opt: *const LreOptimizer, key: *const c_char, value: *mut f64) -> Status {
+    guard(|| {
+        let value = out(value, "value")?;
+        // SAFETY: the caller passes a live optimizer.
+        let opt = unsafe { optimizer(opt, "opt") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let key = unsafe { pointers::text(key, "key") }?;
+        let v = with_optimizer!(&opt.inner, o => {
+            let c = o.config();
+            match key {
+                "lr" => c.lr,
+                "step" => o.steps() as f64,
+                "rank" => o.rank() as f64,
+                "ndim" => o.ndim() as f64,
+                "num_probes" => o.num_probes() as f64,
+                "update_freq" => c.update_freq as f64,
+                "init_steps" => c.init_steps as f64,
+                "seed" => c.seed as f64,
+                "threads" => c.threads as f64,
+                "symmetrize" => f64::from(u8::from(c.symmetrize)),
+                k => return Err(Error::invalid(format!("unknown parameter \"{k}\"; keys: {}", GETTABLE.join(", ")))),
+            }
+        });
+        // SAFETY: `value` was checked by `out`.
+        unsafe { pointers::write(value, v) };
+        Ok(())
+    })
+}
+
+/// One step of an f32 optimizer: reads `grad` (ndim floats), updates `params` (ndim floats) in
+/// place. `hvp`/`user` supply Hessian-vector products to curvatures that need them (none of the
+/// curvatures implemented in this version do; pass NULL). On any error `params` and the
+/// optimizer are unchanged.
+///
+/// # Safety
+/// `opt` is a live optimizer; `params` and `grad` are NULL or arrays of ndim floats that do not
+/// overlap.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_step_f32(
+    opt: *mut LreOptimizer,
+    params: *mut f32,
+    grad: *const f32,
+    hvp: HvpF32,
+    user: *mut c_void,
+) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
+        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        let o = opt.inner.f32("lre_optimizer_step_f32")?;
+        let _ = (hvp, user);
+        // SAFETY: forwarded caller contract on `params` and `grad`.
+        unsafe { step(o, params, grad) }
+    })
+}
+
+/// One step of an f64 optimizer (see `lre_optimizer_step_f32`).
+///
+/// # Safety
+/// As `lre_optimizer_step_f32`, with arrays of ndim doubles.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_step_f64(
+    opt: *mut LreOptimizer,
+    params: *mut f64,
+    grad: *const f64,
+    hvp: HvpF64,
+    user: *mut c_void,
+) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
+        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        let o = opt.inner.f64("lre_optimizer_step_f64")?;
+        let _ = (hvp, user);
+        // SAFETY: forwarded caller contract on `params` and `grad`.
+        unsafe { step(o, params, grad) }
+    })
+}
+
+/// # Safety
+/// `params` and `grad` are NULL or arrays of `o.ndim()` elements that do not overlap.
+unsafe fn step<T: Scalar>(o: &mut CpuOptimizer<T>, params: *mut T, grad: *const T) -> Result<()> {
+    let n = o.ndim();
+    // SAFETY: caller contract (NULL or ndim readable elements).
+    let grad = unsafe { pointers::slice(grad, n, "grad") }?;
+    check_disjoint(params, n, "params", grad.as_ptr(), n, "grad")?;
+    // SAFETY: caller contract (NULL or ndim writable elements), disjoint from `grad` (checked).
+    let params = unsafe { pointers::slice_mut(params, n, "params") }?;
+    o.step(params, grad)
+}
+
+/// Writes the regularized eigenvalues the inner optimizer used in the last step (ascending;
+/// as many as the "rank" parameter). `*len` receives the count; `buf` needs `cap >= *len`.
+/// With `buf == NULL` only `*len` is written. Bases without eigenvalues (identity) return
+/// `LRE_ERR_UNSUPPORTED`.
+///
+/// # Safety
+/// `opt` is a live optimizer; `buf` is NULL or valid for `cap` doubles; `len` is valid to write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_eigenvalues(opt: *const LreOptimizer, buf: *mut f64, cap: usize, len: *mut usize) -> Status {
+    guard(|| {
+        let len = out(len, "len")?;
+        // SAFETY: the caller passes a live optimizer.
+        let opt = unsafe { optimizer(opt, "opt") }?;
+        let values = with_optimizer!(&opt.inner, o => o.eigenvalues()?.to_vec());
+        // SAFETY: `buf` is NULL or valid for `cap` doubles; `len` was checked by `out`.
+        unsafe { copy_out(&values, buf, cap, len, "values") }
+    })
+}
+
+/// Copies `data` into `buf` and its length into `*len`; with `buf == NULL` only the length.
+/// Writes nothing when `cap` is too small.
+///
+/// # Safety
+/// `buf` is NULL or valid for `cap` writes of `T`; `len` came from `out`.
+unsafe fn copy_out<T: Copy>(data: &[T], buf: *mut T, cap: usize, len: *mut usize, unit: &str) -> Result<()> {
+    if !buf.is_null() {
+        if cap < data.len() {
+            return Err(Error::new(
+                Status::LRE_ERR_BUFFER_TOO_SMALL,
+                format!("the buffer holds {cap} {unit}; {} are needed", data.len()),
+            ));
+        }
+        // SAFETY: caller contract (valid for `cap` >= data.len() writes).
+        let dst = unsafe { pointers::slice_mut(buf, data.len(), "buf") }?;
+        dst.copy_from_slice(data);
+    }
+    // SAFETY: `len` came from `out`.
+    unsafe { pointers::write(len, data.len()) };
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! The C ABI: the only `unsafe` in the crate (besides a future CUDA backend).
+//!
+//! * [`guard`] — every export runs inside one panic guard that turns errors and panics into an
+//!   `lre_status` and records the thread-local last error message.
+//! * [`pointers`] — every raw pointer is checked and converted here, and only here.
+//! * [`handle`] — the opaque `lre_optimizer_t` and its dtype dispatch.
+//! * [`api`] — the exported functions (`include/lre.h` is generated from them by cbindgen).
+
+pub mod api;
+pub mod guard;
+pub mod handle;
+pub mod pointers;
+
+/// ABI version of this library; equals `LRE_ABI_VERSION` in the header it was built with.
+/// Bumped on any incompatible change of the C API.
+pub const LRE_ABI_VERSION: u32 = 1;

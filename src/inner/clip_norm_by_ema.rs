@@ -1,0 +1,80 @@
+//! ClipNormByEMA (ALGORITHM.md §5.6; `normalize_by_ema` = normalize=true).
+//!
+//! Keeps e, an EMA of updates, and p, the previous allowed norm. Each step: e' = β·e + (1−β)·u,
+//! ν = ‖e'‖; with max_growth the allowed norm grows at most ×max_growth per step (floor
+//! min_norm); then u is clipped to ν (or, with normalize, rescaled to exactly ν).
+//! Fix over the reference (§7 item 13): when reprojection collapses e to ~0, the random
+//! replacement direction gets norm min_norm, not ≈√k.
+
+use super::reproject::{first_moment, norm};
+use super::{Context, Inner};
+use crate::component::Component;
+use crate::rng::Rng;
+use faer::Mat;
+
+/// Twice the smallest positive normal f64: the reference's "safe floor".
+const SAFE_FLOOR: f64 = 2.0 * f64::MIN_POSITIVE;
+
+pub struct ClipNormByEma {
+    beta: f64,
+    max_growth: Option<f64>,
+    normalize: bool,
+    min_norm: f64,
+    init: f64,
+    /// The EMA of updates (unset before the first step).
+    pub ema: Option<Vec<f64>>,
+    /// The previous allowed norm (unset until the growth limit or a reprojection sets it).
+    pub previous_norm: Option<f64>,
+}
+
+impl ClipNormByEma {
+    pub fn new(c: &Component) -> Self {
+        ClipNormByEma {
+            beta: c.f64("beta"),
+            max_growth: c.opt_f64("max_growth"),
+            normalize: c.bool("normalize"),
+            min_norm: c.f64("min_norm"),
+            init: c.f64("init"),
+            ema: None,
+            previous_norm: None,
+        }
+    }
+}
+
+impl Inner for ClipNormByEma {
+    fn step(&mut self, u: &mut Vec<f64>, _ctx: &Context<'_>, _rng: &mut Rng) {
+        let ema = self.ema.get_or_insert_with(|| u.iter().map(|x| self.init * x).collect());
+        let mut next: Vec<f64> = ema.iter().zip(u.iter()).map(|(e, x)| self.beta * e + (1.0 - self.beta) * x).collect();
+        let mut nu = norm(&next);
+        if let (Some(growth), Some(p)) = (self.max_growth, self.previous_norm) {
+            let allowed = (p * growth).max(self.min_norm);
+            let f = (nu / allowed).max(1.0);
+            next.iter_mut().for_each(|e| *e /= f);
+            nu /= f;
+            self.previous_norm = Some(nu);
+        }
+        let d = norm(u) / nu.max(SAFE_FLOOR);
+        let d = if self.normalize { d.max(SAFE_FLOOR) } else { d.max(1.0) };
+        *ema = next;
+        u.iter_mut().for_each(|x| *x /= d);
+    }
+
+    fn reproject(&mut self, c: &Mat<f64>, rng: &mut Rng) {
+        let Some(ema) = &mut self.ema else { return };
+        *ema = first_moment(c, ema);
+        let mut p = norm(ema);
+        if p < SAFE_FLOOR {
+            // Collapsed: restart from a random direction of norm min_norm (fix of §7 item 13).
+            let fresh = rng.gaussian_vec(ema.len());
+            let len = norm(&fresh);
+            if len > 0.0 {
+                *ema = fresh.iter().map(|x| x * self.min_norm / len).collect();
+            }
+            p = self.min_norm;
+        } else if p < self.min_norm {
+            ema.iter_mut().for_each(|x| *x *= self.min_norm / p);
+            p = self.min_norm;
+        }
+        self.previous_norm = Some(p);
+    }
+}

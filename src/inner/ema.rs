@@ -1,0 +1,35 @@
+//! EMA (ALGORITHM.md §5.5): e ← β·e + (1−β)·u (e starts at 0), returns e; no debiasing.
+//! Reprojection e ← C·e.
+
+use super::reproject::first_moment;
+use super::{Context, Inner};
+use crate::component::Component;
+use crate::rng::Rng;
+use faer::Mat;
+
+pub struct Ema {
+    beta: f64,
+    pub state: Option<Vec<f64>>,
+}
+
+impl Ema {
+    pub fn new(c: &Component) -> Self {
+        Ema { beta: c.f64("beta"), state: None }
+    }
+}
+
+impl Inner for Ema {
+    fn step(&mut self, u: &mut Vec<f64>, _ctx: &Context<'_>, _rng: &mut Rng) {
+        let e = self.state.get_or_insert_with(|| vec![0.0; u.len()]);
+        for (ei, ui) in e.iter_mut().zip(u.iter_mut()) {
+            *ei = self.beta * *ei + (1.0 - self.beta) * *ui;
+            *ui = *ei;
+        }
+    }
+
+    fn reproject(&mut self, c: &Mat<f64>, _rng: &mut Rng) {
+        if let Some(e) = &mut self.state {
+            *e = first_moment(c, e);
+        }
+    }
+}

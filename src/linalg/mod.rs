@@ -1,0 +1,10 @@
+//! Small dense linear algebra (k×k and smaller) in f64 on faer, always sequential (`Par::Seq`)
+//! so results are deterministic and never fight the n-sized loops for cores.
+
+pub mod eigen;
+pub mod products;
+pub mod regularize;
+
+pub use eigen::{EigenError, symmetric_eigen};
+pub use products::{mat_t_vec, mat_vec, mul, mul_tn};
+pub use regularize::{Regularization, regularize_eigen};

@@ -1,0 +1,233 @@
+//! The step loop (ALGORITHM.md §1.3), written once over a [`Backend`].
+//!
+//! One step: validate the gradient (nothing changes if it is bad) → the curvature turns it into a
+//! correction on update steps → the basis absorbs it and, if it changed, hands C = Q_newᵀQ_old to
+//! the whole chain → project ĝ = Qᵀg → the chain transforms ĝ into û → x ← x − lr·Q·û.
+
+use crate::backend::{Backend, Cpu, Scalar};
+use crate::basis::{self, Basis, Outcome, Source};
+use crate::component::Component;
+use crate::curvature::{self, Curvature};
+use crate::error::{Error, Result, Status};
+use crate::inner::{self, Chain, Context};
+use crate::rng::Rng;
+use crate::spec::{Config, Device};
+
+/// An LRE optimizer on backend `B`.
+pub struct Optimizer<B: Backend> {
+    config: Config,
+    backend: B,
+    curvature: Box<dyn Curvature<B>>,
+    basis: Box<dyn Basis<B>>,
+    chain: Chain,
+    rng: Rng,
+    /// Steps taken (init steps included).
+    step: u64,
+    /// k used by the chain in the last step (0 before the first).
+    last_rank: usize,
+    /// Validated copy of the caller's gradient.
+    grad: B::Vector,
+    /// ĝ and the update û (k-vectors).
+    projected: Vec<f64>,
+    update: Vec<f64>,
+    /// The eigenvalues the chain saw in the last step.
+    last_eigenvalues: Vec<f64>,
+    /// Why the last basis update was skipped (the previous basis was kept), if it was.
+    last_basis_failure: Option<String>,
+}
+
+/// The CPU optimizer for element type `T` (f32 or f64).
+pub type CpuOptimizer<T> = Optimizer<Cpu<T>>;
+
+impl<T: Scalar> Optimizer<Cpu<T>> {
+    /// Creates a CPU optimizer for `n` parameters from a spec string (`""` is the default).
+    /// The spec's dtype must be `T`.
+    pub fn from_spec(spec: &str, n: usize) -> Result<Self> {
+        Self::from_config(Config::parse(spec)?, n)
+    }
+
+    /// Creates a CPU optimizer for `n` parameters from a parsed configuration.
+    pub fn from_config(config: Config, n: usize) -> Result<Self> {
+        if config.dtype != T::DTYPE {
+            return Err(Error::invalid(format!(
+                "the spec says dtype={} but this optimizer is for {}",
+                config.dtype,
+                T::DTYPE
+            )));
+        }
+        if let Device::Cuda(_) = config.device {
+            return Err(Error::new(
+                Status::LRE_ERR_DEVICE,
+                "device=cuda:N needs the CUDA backend, which was not compiled into this build (cargo feature \"cuda\")",
+            ));
+        }
+        if n == 0 {
+            return Err(Error::invalid("ndim = 0; expected ndim >= 1"));
+        }
+        let backend = Cpu::new(n, config.threads);
+        Optimizer::new(config, backend)
+    }
+}
+
+impl<B: Backend + 'static> Optimizer<B> {
+    /// Creates an optimizer from a parsed configuration on a ready backend.
+    pub fn new(config: Config, backend: B) -> Result<Self> {
+        let curvature = curvature::build(&config.curvature, config.update_freq, &backend)?;
+        let basis = basis::build(&config.basis, &backend)?;
+        let mut chain = Chain::default();
+        for member in &config.chain {
+            chain.push(build_member(member, basis.as_ref())?);
+        }
+        let grad = backend.vector()?;
+        Ok(Optimizer {
+            rng: Rng::new(config.seed),
+            config,
+            backend,
+            curvature,
+            basis,
+            chain,
+            step: 0,
+            last_rank: 0,
+            grad,
+            projected: Vec::new(),
+            update: Vec::new(),
+            last_eigenvalues: Vec::new(),
+            last_basis_failure: None,
+        })
+    }
+
+    /// The configuration in use (its `Display` is the canonical spec).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of parameters n.
+    pub fn ndim(&self) -> usize {
+        self.backend.ndim()
+    }
+
+    /// Steps taken so far (init steps included).
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Basis size used by the inner chain in the last step (0 before the first).
+    pub fn rank(&self) -> usize {
+        self.last_rank
+    }
+
+    /// Hessian-vector products per update step.
+    pub fn num_probes(&self) -> usize {
+        self.curvature.num_probes()
+    }
+
+    /// The regularized eigenvalues handed to the chain in the last step (ascending, `rank()` of
+    /// them); an error for bases without eigenvalues.
+    pub fn eigenvalues(&self) -> Result<&[f64]> {
+        if !self.basis.provides_eigenvalues() {
+            return Err(Error::unsupported(format!("basis {} has no eigenvalues", self.config.basis.name())));
+        }
+        Ok(&self.last_eigenvalues)
+    }
+
+    /// Why the most recent basis update was skipped (the previous basis was kept), if it was.
+    pub fn last_basis_failure(&self) -> Option<&str> {
+        self.last_basis_failure.as_deref()
+    }
+
+    /// Bytes of n-sized state held (basis window, curvature history, the gradient copy).
+    pub fn state_bytes(&self) -> usize {
+        self.basis.state_bytes(&self.backend) + self.curvature.state_bytes(&self.backend) + self.backend.matrix_bytes(1)
+    }
+
+    /// Sets the learning rate (finite, >= 0); takes effect at the next step.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::invalid(format!("lr = {lr}; expected a finite number >= 0")));
+        }
+        self.config.lr = lr;
+        Ok(())
+    }
+
+    /// Appends a member to the inner chain; only before the first step.
+    pub fn chain_push(&mut self, component: Component) -> Result<()> {
+        if self.step > 0 {
+            return Err(Error::new(
+                Status::LRE_ERR_CALL_ORDER,
+                format!("the chain can only be changed before the first step; {} steps were taken", self.step),
+            ));
+        }
+        let member = build_member(&component, self.basis.as_ref())?;
+        self.chain.push(member);
+        self.config.chain.push(component);
+        Ok(())
+    }
+
+    /// One optimizer step: x ← x − lr·Q·û. On error nothing has changed.
+    pub fn step(&mut self, params: B::InOut<'_>, grad: B::Input<'_>) -> Result<()> {
+        if self.curvature.num_probes() > 0 {
+            return Err(Error::invalid(format!(
+                "curvature {} needs Hessian-vector products; use the step with an HVP callback",
+                self.config.curvature.name()
+            )));
+        }
+        self.backend.load_checked(grad, &mut self.grad).map_err(|index| {
+            Error::new(Status::LRE_ERR_NUMERICAL, format!("grad[{index}] is not finite (NaN or Inf); step skipped"))
+        })?;
+        // Nothing below can fail: the input is valid and a failed eigensolve keeps the old basis.
+        let t = self.step;
+        let should_update = t % self.config.update_freq == 0 || t < self.config.init_steps;
+        let correction = self.curvature.observe(&self.backend, &self.grad, should_update);
+        let mut grad_column = None;
+        // `symmetrize` only matters for corrections with a Z part, which no implemented
+        // curvature produces yet (the Hessian curvatures will).
+        if let Some(correction) = correction {
+            match self.basis.update(&self.backend, &correction)? {
+                Outcome::Changed(change) => {
+                    self.last_basis_failure = None;
+                    grad_column = correction.gradient_column;
+                    if let Some(c) = &change.change {
+                        self.chain.reproject(c, &mut self.rng);
+                    }
+                }
+                Outcome::Unchanged { failure } => {
+                    grad_column = correction.gradient_column;
+                    if failure.is_some() {
+                        self.last_basis_failure = failure;
+                    }
+                }
+            }
+        }
+        self.step += 1;
+        if t < self.config.init_steps || self.basis.rank().is_none() {
+            // Init steps only build the basis; with no basis yet there is nothing to step in.
+            return Ok(());
+        }
+        let source = match grad_column {
+            Some(j) => Source::CorrectionColumn(j, &self.grad),
+            None => Source::Vector(&self.grad),
+        };
+        self.basis.project(&self.backend, source, &mut self.projected);
+        self.update.clone_from(&self.projected);
+        let ctx = Context { grad: &self.projected, eigenvalues: self.basis.eigenvalues() };
+        self.chain.step(&mut self.update, &ctx, &mut self.rng);
+        self.last_rank = self.update.len();
+        self.last_eigenvalues.clear();
+        self.last_eigenvalues.extend_from_slice(self.basis.eigenvalues().unwrap_or(&[]));
+        self.basis.add_unprojected(&self.backend, &self.update, -self.config.lr, params);
+        Ok(())
+    }
+}
+
+/// Builds a chain member and checks it can run on `basis`.
+fn build_member<B: Backend>(component: &Component, basis: &dyn Basis<B>) -> Result<Box<dyn inner::Inner>> {
+    let member = inner::build(component)?;
+    if member.needs_eigenvalues() && !basis.provides_eigenvalues() {
+        return Err(Error::spec(format!(
+            "inner optimizer {} divides by the basis's eigenvalues, but this basis has none; use a basis \
+             with eigenvalues (ggt, full_matrix)",
+            component.name()
+        )));
+    }
+    Ok(member)
+}

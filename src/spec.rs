@@ -1,0 +1,397 @@
+//! The spec string (DESIGN.md grammar) ⇄ a typed [`Config`].
+//!
+//! ```text
+//! spec      := [ entry ( ';' entry )* ]               whitespace is ignored
+//! entry     := key '=' value
+//! component := name [ '(' [ arg ( ',' arg )* ] ')' ]
+//! arg       := key '=' scalar
+//! chain     := component | '[' [ component ( ',' component )* ] ']'
+//! scalar    := number | true | false | none | word
+//! ```
+//! Names and keys match case-insensitively with `_` and `-` ignored. Printing a `Config` gives
+//! the canonical spec with every default filled in; parsing it back gives the same `Config`.
+
+use crate::backend::Dtype;
+use crate::component::{Component, Family, Kind, Value, format_number, normalize_name};
+use crate::error::{Error, Result};
+use crate::{basis, curvature, inner};
+use std::fmt;
+
+/// The default configuration: the seed's recommended one (ALGORITHM.md §6.1).
+pub const DEFAULT_SPEC: &str =
+    "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
+
+/// Most threads accepted.
+pub const MAX_THREADS: usize = 256;
+
+/// Where n-sized work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda(u32),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// A complete, validated optimizer configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub curvature: Component,
+    pub basis: Component,
+    pub chain: Vec<Component>,
+    pub lr: f64,
+    pub update_freq: u64,
+    pub init_steps: u64,
+    pub symmetrize: bool,
+    pub seed: u64,
+    pub dtype: Dtype,
+    pub device: Device,
+    pub threads: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::parse(DEFAULT_SPEC).expect("the default spec parses")
+    }
+}
+
+impl fmt::Display for Config {
+    /// The canonical spec: every key, every component parameter.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chain: Vec<String> = self.chain.iter().map(|c| c.to_string()).collect();
+        write!(
+            f,
+            "curvature={}; basis={}; chain=[{}]; lr={}; update_freq={}; init_steps={}; symmetrize={}; \
+             seed={}; dtype={}; device={}; threads={}",
+            self.curvature,
+            self.basis,
+            chain.join(", "),
+            format_number(self.lr),
+            self.update_freq,
+            self.init_steps,
+            self.symmetrize,
+            self.seed,
+            self.dtype,
+            self.device,
+            self.threads
+        )
+    }
+}
+
+/// Top-level keys, in canonical order.
+const KEYS: &[&str] = &[
+    "curvature",
+    "basis",
+    "chain",
+    "lr",
+    "update_freq",
+    "init_steps",
+    "symmetrize",
+    "seed",
+    "dtype",
+    "device",
+    "threads",
+];
+
+impl Config {
+    /// Parses a spec; keys not given keep the default configuration's values. An empty spec is
+    /// the default configuration.
+    pub fn parse(spec: &str) -> Result<Config> {
+        let tokens = tokenize(spec)?;
+        let mut p = Parser { tokens, pos: 0, spec };
+        let mut config = Config {
+            curvature: Component::with_defaults(&curvature::FAMILY.components[0]),
+            basis: Component::with_defaults(&basis::FAMILY.components[0]),
+            chain: Vec::new(),
+            lr: 0.01,
+            update_freq: 1,
+            init_steps: 0,
+            symmetrize: true,
+            seed: 0,
+            dtype: Dtype::F32,
+            device: Device::Cpu,
+            threads: 1,
+        };
+        let mut chain_given = false;
+        let mut seen: Vec<&str> = Vec::new();
+        while !p.at_end() {
+            if p.eat(";") {
+                continue;
+            }
+            let key_tok = p.word("a key")?;
+            let key = KEYS.iter().find(|k| normalize_name(k) == normalize_name(&key_tok.text)).ok_or_else(|| {
+                p.error_at(&key_tok, &format!("unknown key \"{}\"; valid keys: {}", key_tok.text, KEYS.join(", ")))
+            })?;
+            if seen.contains(key) {
+                return Err(p.error_at(&key_tok, &format!("key \"{key}\" is given twice")));
+            }
+            seen.push(key);
+            p.expect("=")?;
+            match *key {
+                "curvature" => config.curvature = p.component(&curvature::FAMILY)?,
+                "basis" => config.basis = p.component(&basis::FAMILY)?,
+                "chain" => {
+                    chain_given = true;
+                    config.chain = p.chain()?;
+                }
+                "lr" => config.lr = p.number(key, |x| x >= 0.0, "a finite number >= 0")?,
+                "update_freq" => config.update_freq = p.integer(key, 1, u64::MAX)?,
+                "init_steps" => config.init_steps = p.integer(key, 0, u64::MAX)?,
+                "symmetrize" => config.symmetrize = p.boolean(key)?,
+                "seed" => config.seed = p.integer(key, 0, u64::MAX)?,
+                "threads" => config.threads = p.integer(key, 1, MAX_THREADS as u64)? as usize,
+                "dtype" => config.dtype = p.dtype()?,
+                "device" => config.device = p.device()?,
+                _ => unreachable!("every key in KEYS is handled"),
+            }
+            if !p.at_end() {
+                p.expect(";")?;
+            }
+        }
+        if !chain_given {
+            config.chain = Config::default_chain();
+        }
+        Ok(config)
+    }
+
+    /// The default chain: [adam, cautious, clip_norm_by_ema(normalize=true)].
+    fn default_chain() -> Vec<Component> {
+        ["adam", "cautious", "normalize_by_ema"]
+            .iter()
+            .map(|name| parse_component(name, &inner::FAMILY).expect("default chain member parses"))
+            .collect()
+    }
+}
+
+/// Parses one component (`name(key=value, ...)`) of a family, e.g. for `lre_optimizer_chain_push`.
+pub fn parse_component(text: &str, family: &'static Family) -> Result<Component> {
+    let tokens = tokenize(text)?;
+    let mut p = Parser { tokens, pos: 0, spec: text };
+    let c = p.component(family)?;
+    if let Some(extra) = p.tokens.get(p.pos) {
+        return Err(p.error_at(extra, "unexpected text after the component"));
+    }
+    Ok(c)
+}
+
+#[derive(Clone, Debug)]
+struct Token {
+    text: String,
+    /// Byte offset in the spec.
+    at: usize,
+}
+
+const PUNCTUATION: &[char] = &[';', '=', ',', '(', ')', '[', ']'];
+
+fn tokenize(spec: &str) -> Result<Vec<Token>> {
+    let mut tokens = Vec::new();
+    let mut chars = spec.char_indices().peekable();
+    while let Some(&(at, ch)) = chars.peek() {
+        if ch.is_whitespace() {
+            chars.next();
+        } else if PUNCTUATION.contains(&ch) {
+            tokens.push(Token { text: ch.to_string(), at });
+            chars.next();
+        } else {
+            let mut text = String::new();
+            while let Some(&(_, c)) = chars.peek() {
+                if c.is_whitespace() || PUNCTUATION.contains(&c) {
+                    break;
+                }
+                if c.is_control() {
+                    return Err(Error::spec(format!("control character at byte {at} of the spec")));
+                }
+                text.push(c);
+                chars.next();
+            }
+            tokens.push(Token { text, at });
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser<'s> {
+    tokens: Vec<Token>,
+    pos: usize,
+    spec: &'s str,
+}
+
+impl Parser<'_> {
+    fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn eat(&mut self, punct: &str) -> bool {
+        if self.peek().is_some_and(|t| t.text == punct) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn error_at(&self, token: &Token, what: &str) -> Error {
+        Error::spec(format!("at byte {} of \"{}\" (\"{}\"): {what}", token.at, self.spec, token.text))
+    }
+
+    fn error_at_end(&self, what: &str) -> Error {
+        Error::spec(format!("at the end of \"{}\": {what}", self.spec))
+    }
+
+    fn expect(&mut self, punct: &str) -> Result<()> {
+        match self.peek() {
+            Some(t) if t.text == punct => {
+                self.pos += 1;
+                Ok(())
+            }
+            Some(t) => Err(self.error_at(t, &format!("expected '{punct}'"))),
+            None => Err(self.error_at_end(&format!("expected '{punct}'"))),
+        }
+    }
+
+    /// A non-punctuation token.
+    fn word(&mut self, what: &str) -> Result<Token> {
+        match self.peek() {
+            Some(t) if !(t.text.len() == 1 && PUNCTUATION.contains(&t.text.chars().next().unwrap_or(' '))) => {
+                let t = t.clone();
+                self.pos += 1;
+                Ok(t)
+            }
+            Some(t) => Err(self.error_at(t, &format!("expected {what}"))),
+            None => Err(self.error_at_end(&format!("expected {what}"))),
+        }
+    }
+
+    fn component(&mut self, family: &'static Family) -> Result<Component> {
+        let name = self.word(&format!("a {} name", family.what))?;
+        let (spec, preset) = family.lookup(&name.text).ok_or_else(|| {
+            self.error_at(&name, &format!("unknown {} \"{}\"; valid: {}", family.what, name.text, family.names()))
+        })?;
+        let mut component = Component::with_defaults(spec);
+        for (key, value) in preset {
+            component.set(key, *value)?;
+        }
+        if !self.eat("(") {
+            return Ok(component);
+        }
+        let mut given: Vec<usize> = Vec::new();
+        while !self.eat(")") {
+            if !given.is_empty() {
+                self.expect(",")?;
+            }
+            let key = self.word("an argument name")?;
+            self.expect("=")?;
+            let value_tok = self.word("a value")?;
+            let index = component.index_of(&key.text).map_err(|e| self.error_at(&key, &e.message))?;
+            if given.contains(&index) {
+                return Err(self.error_at(&key, &format!("argument \"{}\" is given twice", key.text)));
+            }
+            given.push(index);
+            let param = &spec.params[index];
+            let value = scalar(&value_tok.text, param.kind).ok_or_else(|| {
+                let what = format!("{}({}=...) expects {}", spec.name, param.name, param.expected());
+                self.error_at(&value_tok, &what)
+            })?;
+            component.set_at(index, value).map_err(|e| self.error_at(&value_tok, &e.message))?;
+        }
+        Ok(component)
+    }
+
+    fn chain(&mut self) -> Result<Vec<Component>> {
+        if !self.eat("[") {
+            return Ok(vec![self.component(&inner::FAMILY)?]);
+        }
+        let mut chain = Vec::new();
+        while !self.eat("]") {
+            if !chain.is_empty() {
+                self.expect(",")?;
+            }
+            chain.push(self.component(&inner::FAMILY)?);
+        }
+        Ok(chain)
+    }
+
+    fn number(&mut self, key: &str, ok: impl Fn(f64) -> bool, expected: &str) -> Result<f64> {
+        let t = self.word("a number")?;
+        match t.text.parse::<f64>() {
+            Ok(x) if x.is_finite() && ok(x) => Ok(x),
+            _ => Err(self.error_at(&t, &format!("{key} must be {expected}"))),
+        }
+    }
+
+    fn integer(&mut self, key: &str, min: u64, max: u64) -> Result<u64> {
+        let t = self.word("an integer")?;
+        let parsed = t.text.parse::<u64>().ok().or_else(|| {
+            let x = t.text.parse::<f64>().ok()?;
+            (x.fract() == 0.0 && x >= 0.0 && x < 9.0e15).then_some(x as u64)
+        });
+        match parsed {
+            Some(v) if v >= min && v <= max => Ok(v),
+            _ => {
+                let range = if max == u64::MAX { format!(">= {min}") } else { format!("in [{min}, {max}]") };
+                Err(self.error_at(&t, &format!("{key} must be an integer {range}")))
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str) -> Result<bool> {
+        let t = self.word("true or false")?;
+        match t.text.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.error_at(&t, &format!("{key} must be true or false"))),
+        }
+    }
+
+    fn dtype(&mut self) -> Result<Dtype> {
+        let t = self.word("a dtype")?;
+        match t.text.to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Dtype::F32),
+            "f64" | "float64" => Ok(Dtype::F64),
+            _ => Err(self.error_at(&t, "dtype must be f32 or f64")),
+        }
+    }
+
+    fn device(&mut self) -> Result<Device> {
+        let t = self.word("a device")?;
+        let lower = t.text.to_ascii_lowercase();
+        match lower.as_str() {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => return Ok(Device::Cuda(0)),
+            _ => {}
+        }
+        match lower.strip_prefix("cuda:").map(str::parse::<u32>) {
+            Some(Ok(index)) => Ok(Device::Cuda(index)),
+            _ => Err(self.error_at(&t, "device must be cpu or cuda:N")),
+        }
+    }
+}
+
+/// Reads a scalar token for a parameter of kind `kind`: true/false/none, a number, or one of
+/// the kind's word choices. `None` when it is none of these.
+fn scalar(text: &str, kind: Kind) -> Option<Value> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" => return Some(Value::Bool(true)),
+        "false" => return Some(Value::Bool(false)),
+        "none" | "null" => return Some(Value::None),
+        _ => {}
+    }
+    if let Ok(x) = text.parse::<f64>() {
+        return Some(Value::Num(x));
+    }
+    match kind {
+        Kind::Word(choices) => choices.iter().find(|c| normalize_name(c) == normalize_name(text)).map(|c| Value::Word(c)),
+        _ => None,
+    }
+}
