@@ -37,12 +37,25 @@ impl Range {
     pub const AT_LEAST_ONE: Range = Range::new(1.0, f64::INFINITY, true, false);
 
     pub const fn new(lo: f64, hi: f64, lo_inclusive: bool, hi_inclusive: bool) -> Range {
-        Range { lo, hi, lo_inclusive, hi_inclusive }
+        Range {
+            lo,
+            hi,
+            lo_inclusive,
+            hi_inclusive,
+        }
     }
 
     pub fn contains(&self, x: f64) -> bool {
-        let above = if self.lo_inclusive { x >= self.lo } else { x > self.lo };
-        let below = if self.hi_inclusive { x <= self.hi } else { x < self.hi };
+        let above = if self.lo_inclusive {
+            x >= self.lo
+        } else {
+            x > self.lo
+        };
+        let below = if self.hi_inclusive {
+            x <= self.hi
+        } else {
+            x < self.hi
+        };
         x.is_finite() && above && below
     }
 }
@@ -88,7 +101,13 @@ pub struct ParamSpec {
 }
 
 pub const fn float(name: &'static str, default: f64, range: Range, doc: &'static str) -> ParamSpec {
-    ParamSpec { name, kind: Kind::Float(range), default: Value::Num(default), nullable: false, doc }
+    ParamSpec {
+        name,
+        kind: Kind::Float(range),
+        default: Value::Num(default),
+        nullable: false,
+        doc,
+    }
 }
 
 /// A number that may also be `none` (disabled).
@@ -102,24 +121,53 @@ pub const fn opt_float(
         Some(x) => Value::Num(x),
         None => Value::None,
     };
-    ParamSpec { name, kind: Kind::Float(range), default, nullable: true, doc }
+    ParamSpec {
+        name,
+        kind: Kind::Float(range),
+        default,
+        nullable: true,
+        doc,
+    }
 }
 
 pub const fn int(name: &'static str, default: i64, min: i64, doc: &'static str) -> ParamSpec {
-    ParamSpec { name, kind: Kind::Int(min), default: Value::Num(default as f64), nullable: false, doc }
+    ParamSpec {
+        name,
+        kind: Kind::Int(min),
+        default: Value::Num(default as f64),
+        nullable: false,
+        doc,
+    }
 }
 
 /// An integer that may also be `none` (disabled).
-pub const fn opt_int(name: &'static str, default: Option<i64>, min: i64, doc: &'static str) -> ParamSpec {
+pub const fn opt_int(
+    name: &'static str,
+    default: Option<i64>,
+    min: i64,
+    doc: &'static str,
+) -> ParamSpec {
     let default = match default {
         Some(x) => Value::Num(x as f64),
         None => Value::None,
     };
-    ParamSpec { name, kind: Kind::Int(min), default, nullable: true, doc }
+    ParamSpec {
+        name,
+        kind: Kind::Int(min),
+        default,
+        nullable: true,
+        doc,
+    }
 }
 
 pub const fn boolean(name: &'static str, default: bool, doc: &'static str) -> ParamSpec {
-    ParamSpec { name, kind: Kind::Bool, default: Value::Bool(default), nullable: false, doc }
+    ParamSpec {
+        name,
+        kind: Kind::Bool,
+        default: Value::Bool(default),
+        nullable: false,
+        doc,
+    }
 }
 
 pub const fn word(
@@ -128,7 +176,13 @@ pub const fn word(
     choices: &'static [&'static str],
     doc: &'static str,
 ) -> ParamSpec {
-    ParamSpec { name, kind: Kind::Word(choices), default: Value::Word(default), nullable: false, doc }
+    ParamSpec {
+        name,
+        kind: Kind::Word(choices),
+        default: Value::Word(default),
+        nullable: false,
+        doc,
+    }
 }
 
 impl ParamSpec {
@@ -137,7 +191,9 @@ impl ParamSpec {
         match (value, self.kind) {
             (Value::None, _) if self.nullable => Ok(Value::None),
             (Value::Num(x), Kind::Float(range)) if range.contains(x) => Ok(value),
-            (Value::Num(x), Kind::Int(min)) if x.fract() == 0.0 && x >= min as f64 && x < 9.0e15 => {
+            (Value::Num(x), Kind::Int(min))
+                if x.fract() == 0.0 && x >= min as f64 && x < 9.0e15 =>
+            {
                 Ok(value)
             }
             (Value::Bool(_), Kind::Bool) => Ok(value),
@@ -154,7 +210,11 @@ impl ParamSpec {
             Kind::Bool => "true or false".to_string(),
             Kind::Word(choices) => format!("one of {}", choices.join(", ")),
         };
-        if self.nullable { format!("{base}, or none") } else { base }
+        if self.nullable {
+            format!("{base}, or none")
+        } else {
+            base
+        }
     }
 }
 
@@ -189,13 +249,22 @@ pub struct Family {
 
 impl Family {
     /// Looks a name up (case-insensitive, `_` and `-` ignored), resolving aliases.
-    pub fn lookup(&self, name: &str) -> Option<(&'static ComponentSpec, &'static [(&'static str, Value)])> {
+    pub fn lookup(
+        &self,
+        name: &str,
+    ) -> Option<(&'static ComponentSpec, &'static [(&'static str, Value)])> {
         let key = normalize_name(name);
-        let direct = self.components.iter().find(|c| normalize_name(c.name) == key);
+        let direct = self
+            .components
+            .iter()
+            .find(|c| normalize_name(c.name) == key);
         if let Some(spec) = direct {
             return Some((spec, &[]));
         }
-        let alias = self.aliases.iter().find(|a| normalize_name(a.name) == key)?;
+        let alias = self
+            .aliases
+            .iter()
+            .find(|a| normalize_name(a.name) == key)?;
         let spec = self.components.iter().find(|c| c.name == alias.target)?;
         Some((spec, alias.preset))
     }
@@ -214,7 +283,10 @@ impl Family {
 
 /// Names match case-insensitively with `_` and `-` ignored: `ClipNormByEMA` = `clip_norm_by_ema`.
 pub fn normalize_name(name: &str) -> String {
-    name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+    name.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// A component with every hyperparameter filled in (defaults where the spec was silent).
@@ -228,7 +300,10 @@ pub struct Component {
 impl Component {
     /// The component with all defaults.
     pub fn with_defaults(spec: &'static ComponentSpec) -> Component {
-        Component { spec, values: spec.params.iter().map(|p| p.default).collect() }
+        Component {
+            spec,
+            values: spec.params.iter().map(|p| p.default).collect(),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -238,11 +313,22 @@ impl Component {
     /// Index of a hyperparameter by (case-insensitive) name, or an error listing the valid keys.
     pub fn index_of(&self, key: &str) -> Result<usize> {
         let wanted = normalize_name(key);
-        self.spec.params.iter().position(|p| normalize_name(p.name) == wanted).ok_or_else(|| {
-            let valid: Vec<&str> = self.spec.params.iter().map(|p| p.name).collect();
-            let valid = if valid.is_empty() { "none (it takes no arguments)".to_string() } else { valid.join(", ") };
-            Error::spec(format!("unknown key \"{key}\" for {}; valid keys: {valid}", self.spec.name))
-        })
+        self.spec
+            .params
+            .iter()
+            .position(|p| normalize_name(p.name) == wanted)
+            .ok_or_else(|| {
+                let valid: Vec<&str> = self.spec.params.iter().map(|p| p.name).collect();
+                let valid = if valid.is_empty() {
+                    "none (it takes no arguments)".to_string()
+                } else {
+                    valid.join(", ")
+                };
+                Error::spec(format!(
+                    "unknown key \"{key}\" for {}; valid keys: {valid}",
+                    self.spec.name
+                ))
+            })
     }
 
     /// Sets one hyperparameter by (case-insensitive) name, validating it.
@@ -276,7 +362,8 @@ impl Component {
     /// A numeric parameter (panics if the name is not in the table: a bug caught by the
     /// registry tests, not a user error).
     pub fn f64(&self, key: &str) -> f64 {
-        self.opt_f64(key).unwrap_or_else(|| panic!("{}.{key} is none", self.spec.name))
+        self.opt_f64(key)
+            .unwrap_or_else(|| panic!("{}.{key} is none", self.spec.name))
     }
 
     /// A numeric parameter that may be `none`.

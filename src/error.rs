@@ -97,7 +97,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(status: Status, message: impl Into<String>) -> Self {
-        Error { status, message: message.into() }
+        Error {
+            status,
+            message: message.into(),
+        }
     }
     pub fn spec(message: impl Into<String>) -> Self {
         Error::new(Status::LRE_ERR_SPEC, message)

@@ -125,7 +125,10 @@ impl<B: Backend + 'static> Optimizer<B> {
     /// them); an error for bases without eigenvalues.
     pub fn eigenvalues(&self) -> Result<&[f64]> {
         if !self.basis.provides_eigenvalues() {
-            return Err(Error::unsupported(format!("basis {} has no eigenvalues", self.config.basis.name())));
+            return Err(Error::unsupported(format!(
+                "basis {} has no eigenvalues",
+                self.config.basis.name()
+            )));
         }
         Ok(&self.last_eigenvalues)
     }
@@ -137,13 +140,17 @@ impl<B: Backend + 'static> Optimizer<B> {
 
     /// Bytes of n-sized state held (basis window, curvature history, the gradient copy).
     pub fn state_bytes(&self) -> usize {
-        self.basis.state_bytes(&self.backend) + self.curvature.state_bytes(&self.backend) + self.backend.matrix_bytes(1)
+        self.basis.state_bytes(&self.backend)
+            + self.curvature.state_bytes(&self.backend)
+            + self.backend.matrix_bytes(1)
     }
 
     /// Sets the learning rate (finite, >= 0); takes effect at the next step.
     pub fn set_lr(&mut self, lr: f64) -> Result<()> {
         if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::invalid(format!("lr = {lr}; expected a finite number >= 0")));
+            return Err(Error::invalid(format!(
+                "lr = {lr}; expected a finite number >= 0"
+            )));
         }
         self.config.lr = lr;
         Ok(())
@@ -154,7 +161,10 @@ impl<B: Backend + 'static> Optimizer<B> {
         if self.step > 0 {
             return Err(Error::new(
                 Status::LRE_ERR_CALL_ORDER,
-                format!("the chain can only be changed before the first step; {} steps were taken", self.step),
+                format!(
+                    "the chain can only be changed before the first step; {} steps were taken",
+                    self.step
+                ),
             ));
         }
         let member = build_member(&component, self.basis.as_ref())?;
@@ -171,13 +181,20 @@ impl<B: Backend + 'static> Optimizer<B> {
                 self.config.curvature.name()
             )));
         }
-        self.backend.load_checked(grad, &mut self.grad).map_err(|index| {
-            Error::new(Status::LRE_ERR_NUMERICAL, format!("grad[{index}] is not finite (NaN or Inf); step skipped"))
-        })?;
+        self.backend
+            .load_checked(grad, &mut self.grad)
+            .map_err(|index| {
+                Error::new(
+                    Status::LRE_ERR_NUMERICAL,
+                    format!("grad[{index}] is not finite (NaN or Inf); step skipped"),
+                )
+            })?;
         // Nothing below can fail: the input is valid and a failed eigensolve keeps the old basis.
         let t = self.step;
         let should_update = t % self.config.update_freq == 0 || t < self.config.init_steps;
-        let correction = self.curvature.observe(&self.backend, &self.grad, should_update);
+        let correction = self
+            .curvature
+            .observe(&self.backend, &self.grad, should_update);
         let mut grad_column = None;
         // `symmetrize` only matters for corrections with a Z part, which no implemented
         // curvature produces yet (the Hessian curvatures will).
@@ -207,20 +224,29 @@ impl<B: Backend + 'static> Optimizer<B> {
             Some(j) => Source::CorrectionColumn(j, &self.grad),
             None => Source::Vector(&self.grad),
         };
-        self.basis.project(&self.backend, source, &mut self.projected);
+        self.basis
+            .project(&self.backend, source, &mut self.projected);
         self.update.clone_from(&self.projected);
-        let ctx = Context { grad: &self.projected, eigenvalues: self.basis.eigenvalues() };
+        let ctx = Context {
+            grad: &self.projected,
+            eigenvalues: self.basis.eigenvalues(),
+        };
         self.chain.step(&mut self.update, &ctx, &mut self.rng);
         self.last_rank = self.update.len();
         self.last_eigenvalues.clear();
-        self.last_eigenvalues.extend_from_slice(self.basis.eigenvalues().unwrap_or(&[]));
-        self.basis.add_unprojected(&self.backend, &self.update, -self.config.lr, params);
+        self.last_eigenvalues
+            .extend_from_slice(self.basis.eigenvalues().unwrap_or(&[]));
+        self.basis
+            .add_unprojected(&self.backend, &self.update, -self.config.lr, params);
         Ok(())
     }
 }
 
 /// Builds a chain member and checks it can run on `basis`.
-fn build_member<B: Backend>(component: &Component, basis: &dyn Basis<B>) -> Result<Box<dyn inner::Inner>> {
+fn build_member<B: Backend>(
+    component: &Component,
+    basis: &dyn Basis<B>,
+) -> Result<Box<dyn inner::Inner>> {
     let member = inner::build(component)?;
     if member.needs_eigenvalues() && !basis.provides_eigenvalues() {
         return Err(Error::spec(format!(

@@ -18,8 +18,7 @@ use crate::{basis, curvature, inner};
 use std::fmt;
 
 /// The default configuration: the seed's recommended one (ALGORITHM.md §6.1).
-pub const DEFAULT_SPEC: &str =
-    "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
+pub const DEFAULT_SPEC: &str = "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
 
 /// Most threads accepted.
 pub const MAX_THREADS: usize = 256;
@@ -105,7 +104,11 @@ impl Config {
     /// the default configuration.
     pub fn parse(spec: &str) -> Result<Config> {
         let tokens = tokenize(spec)?;
-        let mut p = Parser { tokens, pos: 0, spec };
+        let mut p = Parser {
+            tokens,
+            pos: 0,
+            spec,
+        };
         let mut config = Config {
             curvature: Component::with_defaults(&curvature::FAMILY.components[0]),
             basis: Component::with_defaults(&basis::FAMILY.components[0]),
@@ -126,9 +129,19 @@ impl Config {
                 continue;
             }
             let key_tok = p.word("a key")?;
-            let key = KEYS.iter().find(|k| normalize_name(k) == normalize_name(&key_tok.text)).ok_or_else(|| {
-                p.error_at(&key_tok, &format!("unknown key \"{}\"; valid keys: {}", key_tok.text, KEYS.join(", ")))
-            })?;
+            let key = KEYS
+                .iter()
+                .find(|k| normalize_name(k) == normalize_name(&key_tok.text))
+                .ok_or_else(|| {
+                    p.error_at(
+                        &key_tok,
+                        &format!(
+                            "unknown key \"{}\"; valid keys: {}",
+                            key_tok.text,
+                            KEYS.join(", ")
+                        ),
+                    )
+                })?;
             if seen.contains(key) {
                 return Err(p.error_at(&key_tok, &format!("key \"{key}\" is given twice")));
             }
@@ -173,7 +186,11 @@ impl Config {
 /// Parses one component (`name(key=value, ...)`) of a family, e.g. for `lre_optimizer_chain_push`.
 pub fn parse_component(text: &str, family: &'static Family) -> Result<Component> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { tokens, pos: 0, spec: text };
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        spec: text,
+    };
     let c = p.component(family)?;
     if let Some(extra) = p.tokens.get(p.pos) {
         return Err(p.error_at(extra, "unexpected text after the component"));
@@ -197,7 +214,10 @@ fn tokenize(spec: &str) -> Result<Vec<Token>> {
         if ch.is_whitespace() {
             chars.next();
         } else if PUNCTUATION.contains(&ch) {
-            tokens.push(Token { text: ch.to_string(), at });
+            tokens.push(Token {
+                text: ch.to_string(),
+                at,
+            });
             chars.next();
         } else {
             let mut text = String::new();
@@ -206,7 +226,9 @@ fn tokenize(spec: &str) -> Result<Vec<Token>> {
                     break;
                 }
                 if c.is_control() {
-                    return Err(Error::spec(format!("control character at byte {at} of the spec")));
+                    return Err(Error::spec(format!(
+                        "control character at byte {at} of the spec"
+                    )));
                 }
                 text.push(c);
                 chars.next();
@@ -242,7 +264,10 @@ impl Parser<'_> {
     }
 
     fn error_at(&self, token: &Token, what: &str) -> Error {
-        Error::spec(format!("at byte {} of \"{}\" (\"{}\"): {what}", token.at, self.spec, token.text))
+        Error::spec(format!(
+            "at byte {} of \"{}\" (\"{}\"): {what}",
+            token.at, self.spec, token.text
+        ))
     }
 
     fn error_at_end(&self, what: &str) -> Error {
@@ -263,7 +288,10 @@ impl Parser<'_> {
     /// A non-punctuation token.
     fn word(&mut self, what: &str) -> Result<Token> {
         match self.peek() {
-            Some(t) if !(t.text.len() == 1 && PUNCTUATION.contains(&t.text.chars().next().unwrap_or(' '))) => {
+            Some(t)
+                if !(t.text.len() == 1
+                    && PUNCTUATION.contains(&t.text.chars().next().unwrap_or(' '))) =>
+            {
                 let t = t.clone();
                 self.pos += 1;
                 Ok(t)
@@ -276,7 +304,15 @@ impl Parser<'_> {
     fn component(&mut self, family: &'static Family) -> Result<Component> {
         let name = self.word(&format!("a {} name", family.what))?;
         let (spec, preset) = family.lookup(&name.text).ok_or_else(|| {
-            self.error_at(&name, &format!("unknown {} \"{}\"; valid: {}", family.what, name.text, family.names()))
+            self.error_at(
+                &name,
+                &format!(
+                    "unknown {} \"{}\"; valid: {}",
+                    family.what,
+                    name.text,
+                    family.names()
+                ),
+            )
         })?;
         let mut component = Component::with_defaults(spec);
         for (key, value) in preset {
@@ -293,17 +329,28 @@ impl Parser<'_> {
             let key = self.word("an argument name")?;
             self.expect("=")?;
             let value_tok = self.word("a value")?;
-            let index = component.index_of(&key.text).map_err(|e| self.error_at(&key, &e.message))?;
+            let index = component
+                .index_of(&key.text)
+                .map_err(|e| self.error_at(&key, &e.message))?;
             if given.contains(&index) {
-                return Err(self.error_at(&key, &format!("argument \"{}\" is given twice", key.text)));
+                return Err(
+                    self.error_at(&key, &format!("argument \"{}\" is given twice", key.text))
+                );
             }
             given.push(index);
             let param = &spec.params[index];
             let value = scalar(&value_tok.text, param.kind).ok_or_else(|| {
-                let what = format!("{}({}=...) expects {}", spec.name, param.name, param.expected());
+                let what = format!(
+                    "{}({}=...) expects {}",
+                    spec.name,
+                    param.name,
+                    param.expected()
+                );
                 self.error_at(&value_tok, &what)
             })?;
-            component.set_at(index, value).map_err(|e| self.error_at(&value_tok, &e.message))?;
+            component
+                .set_at(index, value)
+                .map_err(|e| self.error_at(&value_tok, &e.message))?;
         }
         Ok(component)
     }
@@ -339,7 +386,11 @@ impl Parser<'_> {
         match parsed {
             Some(v) if v >= min && v <= max => Ok(v),
             _ => {
-                let range = if max == u64::MAX { format!(">= {min}") } else { format!("in [{min}, {max}]") };
+                let range = if max == u64::MAX {
+                    format!(">= {min}")
+                } else {
+                    format!("in [{min}, {max}]")
+                };
                 Err(self.error_at(&t, &format!("{key} must be an integer {range}")))
             }
         }
@@ -391,7 +442,10 @@ fn scalar(text: &str, kind: Kind) -> Option<Value> {
         return Some(Value::Num(x));
     }
     match kind {
-        Kind::Word(choices) => choices.iter().find(|c| normalize_name(c) == normalize_name(text)).map(|c| Value::Word(c)),
+        Kind::Word(choices) => choices
+            .iter()
+            .find(|c| normalize_name(c) == normalize_name(text))
+            .map(|c| Value::Word(c)),
         _ => None,
     }
 }

@@ -6,7 +6,9 @@ use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result};
-use crate::linalg::{Regularization, mat_t_vec, mat_vec, mul_tn, regularize_eigen, symmetric_eigen};
+use crate::linalg::{
+    Regularization, mat_t_vec, mat_vec, mul_tn, regularize_eigen, symmetric_eigen,
+};
 use faer::Mat;
 
 /// Largest n accepted: one update costs ~9n³ flops (≈1e10 at n = 1024).
@@ -66,13 +68,19 @@ impl<B: Backend> Basis<B> for FullMatrix {
             None => (1.0, 1.0),
         };
         let candidate = Mat::from_fn(n, n, |i, j| {
-            let corr: f64 = ys.iter().zip(&zs).zip(&correction.alpha).map(|((y, z), a)| a * y[i] * z[j]).sum();
+            let corr: f64 = ys
+                .iter()
+                .zip(&zs)
+                .zip(&correction.alpha)
+                .map(|((y, z), a)| a * y[i] * z[j])
+                .sum();
             w_old * self.accumulator[(i, j)] + w_new * corr
         });
         let eigen = symmetric_eigen(&candidate)
             .map_err(|e| e.to_string())
             .and_then(|(values, vectors)| {
-                regularize_eigen(&values, &vectors, &self.reg).ok_or_else(|| "no finite eigenvalue".to_string())
+                regularize_eigen(&values, &vectors, &self.reg)
+                    .ok_or_else(|| "no finite eigenvalue".to_string())
             });
         // The accumulator moves on even if its eigendecomposition fails (the reference does
         // the same); the previous basis stays in use until an update succeeds.
@@ -84,7 +92,10 @@ impl<B: Backend> Basis<B> for FullMatrix {
                 return Ok(Outcome::Unchanged { failure });
             }
         };
-        let change = self.basis.as_ref().map(|(old, _)| mul_tn(vectors.as_ref(), old.as_ref()));
+        let change = self
+            .basis
+            .as_ref()
+            .map(|(old, _)| mul_tn(vectors.as_ref(), old.as_ref()));
         self.basis = Some((vectors, values));
         Ok(Outcome::Changed(BasisChange { change }))
     }
@@ -103,13 +114,19 @@ impl<B: Backend> Basis<B> for FullMatrix {
 
     fn project(&mut self, be: &B, v: Source<'_, B::Vector>, out: &mut Vec<f64>) {
         let (Source::CorrectionColumn(_, x) | Source::Vector(x)) = v;
-        let (vectors, _) = self.basis.as_ref().expect("full_matrix: project before the first basis");
+        let (vectors, _) = self
+            .basis
+            .as_ref()
+            .expect("full_matrix: project before the first basis");
         be.download(x, &mut self.scratch);
         *out = mat_t_vec(vectors.as_ref(), &self.scratch);
     }
 
     fn add_unprojected(&mut self, be: &B, u: &[f64], alpha: f64, y: B::InOut<'_>) {
-        let (vectors, _) = self.basis.as_ref().expect("full_matrix: unproject before the first basis");
+        let (vectors, _) = self
+            .basis
+            .as_ref()
+            .expect("full_matrix: unproject before the first basis");
         self.scratch = mat_vec(vectors.as_ref(), u);
         self.scratch.iter_mut().for_each(|x| *x *= alpha);
         be.add_host(y, &self.scratch);

@@ -10,7 +10,9 @@ use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result};
-use crate::linalg::{Regularization, mat_t_vec, mat_vec, mul, mul_tn, regularize_eigen, symmetric_eigen};
+use crate::linalg::{
+    Regularization, mat_t_vec, mat_vec, mul, mul_tn, regularize_eigen, symmetric_eigen,
+};
 use faer::Mat;
 use std::collections::VecDeque;
 
@@ -68,16 +70,26 @@ impl<B: Backend> Ggt<B> {
     /// Eigenbasis of a window Gram matrix, or why there is none.
     fn eigenbasis(&self, gram: &Mat<f64>) -> Result<Current, String> {
         let m = gram.nrows();
-        let damped = Mat::from_fn(m, m, |i, j| gram[(i, j)] + if i == j { self.damping } else { 0.0 });
+        let damped = Mat::from_fn(m, m, |i, j| {
+            gram[(i, j)] + if i == j { self.damping } else { 0.0 }
+        });
         let (values, vectors) = symmetric_eigen(&damped).map_err(|e| e.to_string())?;
         let (values, vectors) =
             regularize_eigen(&values, &vectors, &self.reg).ok_or("no finite eigenvalue")?;
         // U = M·V·Λ^{-1/2} needs λ > 0; a Gram matrix's other eigenvalues are round-off.
         let keep: Vec<usize> = (0..values.len()).filter(|&i| values[i] > 0.0).collect();
         let lambda_max = keep.last().map_or(0.0, |&i| values[i]);
-        let coeffs = Mat::from_fn(m, keep.len(), |r, j| vectors[(r, keep[j])] / values[keep[j]].sqrt());
-        let eigenvalues = keep.iter().map(|&i| values[i] + self.rdamping * lambda_max).collect();
-        Ok(Current { coeffs, eigenvalues })
+        let coeffs = Mat::from_fn(m, keep.len(), |r, j| {
+            vectors[(r, keep[j])] / values[keep[j]].sqrt()
+        });
+        let eigenvalues = keep
+            .iter()
+            .map(|&i| values[i] + self.rdamping * lambda_max)
+            .collect();
+        Ok(Current {
+            coeffs,
+            eigenvalues,
+        })
     }
 }
 
@@ -130,16 +142,25 @@ impl<B: Backend> Basis<B> for Ggt<B> {
             Err(why) => {
                 // Keep the window and the basis; the products stay valid for projection.
                 self.cached = products;
-                return Ok(Outcome::Unchanged { failure: Some(format!("ggt eigendecomposition failed: {why}")) });
+                return Ok(Outcome::Unchanged {
+                    failure: Some(format!("ggt eigendecomposition failed: {why}")),
+                });
             }
         };
 
         let change = self.current.as_ref().map(|previous| {
             // M_newᵀM_old: surviving rows of G_old, then the new columns' products.
             let cross = Mat::from_fn(m_new, m_old, |i, j| {
-                if i < kept { self.gram[(i + drop, j)] } else { products[i - kept][j] }
+                if i < kept {
+                    self.gram[(i + drop, j)]
+                } else {
+                    products[i - kept][j]
+                }
             });
-            mul(mul_tn(current.coeffs.as_ref(), cross.as_ref()).as_ref(), previous.coeffs.as_ref())
+            mul(
+                mul_tn(current.coeffs.as_ref(), cross.as_ref()).as_ref(),
+                previous.coeffs.as_ref(),
+            )
         });
 
         // Commit: reuse fresh physical columns first, then the dropped ones.
@@ -149,7 +170,9 @@ impl<B: Backend> Basis<B> for Ggt<B> {
             be.set_column(&mut self.window, slot, y);
             self.slots.push_back(slot);
         }
-        self.cached = (kept..m_new).map(|i| gram.row(i).iter().copied().collect()).collect();
+        self.cached = (kept..m_new)
+            .map(|i| gram.row(i).iter().copied().collect())
+            .collect();
         self.gram = gram;
         self.current = Some(current);
         Ok(Outcome::Changed(BasisChange { change }))
@@ -168,9 +191,14 @@ impl<B: Backend> Basis<B> for Ggt<B> {
     }
 
     fn project(&mut self, be: &B, v: Source<'_, B::Vector>, out: &mut Vec<f64>) {
-        let current = self.current.as_ref().expect("ggt: project before the first basis");
+        let current = self
+            .current
+            .as_ref()
+            .expect("ggt: project before the first basis");
         let cached = match v {
-            Source::CorrectionColumn(j, _) if j >= self.cache_offset => self.cached.get(j - self.cache_offset),
+            Source::CorrectionColumn(j, _) if j >= self.cache_offset => {
+                self.cached.get(j - self.cache_offset)
+            }
             _ => None,
         };
         let products = match (cached, v) {
@@ -186,7 +214,10 @@ impl<B: Backend> Basis<B> for Ggt<B> {
     }
 
     fn add_unprojected(&mut self, be: &B, u: &[f64], alpha: f64, y: B::InOut<'_>) {
-        let current = self.current.as_ref().expect("ggt: unproject before the first basis");
+        let current = self
+            .current
+            .as_ref()
+            .expect("ggt: unproject before the first basis");
         let mut w = mat_vec(current.coeffs.as_ref(), u);
         w.iter_mut().for_each(|x| *x *= alpha);
         let slots: Vec<usize> = self.slots.iter().copied().collect();

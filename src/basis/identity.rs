@@ -15,7 +15,11 @@ pub struct Identity {
 
 impl Identity {
     pub fn new<B: Backend>(be: &B) -> Self {
-        Identity { n: be.ndim(), started: false, scaled: Vec::new() }
+        Identity {
+            n: be.ndim(),
+            started: false,
+            scaled: Vec::new(),
+        }
     }
 }
 

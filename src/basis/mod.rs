@@ -9,7 +9,9 @@ pub mod ggt;
 pub mod identity;
 
 use crate::backend::Backend;
-use crate::component::{Component, ComponentSpec, Family, Range, boolean, float, int, opt_float, opt_int, word};
+use crate::component::{
+    Component, ComponentSpec, Family, Range, boolean, float, int, opt_float, opt_int, word,
+};
 use crate::error::{Error, Result};
 use faer::Mat;
 
@@ -87,31 +89,78 @@ pub fn build<B: Backend + 'static>(c: &Component, be: &B) -> Result<Box<dyn Basi
 }
 
 fn implemented_names() -> String {
-    let names: Vec<&str> = FAMILY.components.iter().filter(|c| c.implemented).map(|c| c.name).collect();
+    let names: Vec<&str> = FAMILY
+        .components
+        .iter()
+        .filter(|c| c.implemented)
+        .map(|c| c.name)
+        .collect();
     names.join(", ")
 }
 
-const RANK: crate::component::ParamSpec = int("rank", 100, 1, "maximum number of basis vectors (capped at n)");
-const BETA: crate::component::ParamSpec =
-    opt_float("beta", Some(0.99), Range::BETA, "EMA decay of the accumulated matrix; none = plain sum");
-const DAMPING: crate::component::ParamSpec = float("damping", 0.0, Range::NON_NEGATIVE, "added to every eigenvalue");
-const RDAMPING: crate::component::ParamSpec =
-    float("rdamping", 0.0, Range::NON_NEGATIVE, "added to every eigenvalue, times the largest");
+const RANK: crate::component::ParamSpec = int(
+    "rank",
+    100,
+    1,
+    "maximum number of basis vectors (capped at n)",
+);
+const BETA: crate::component::ParamSpec = opt_float(
+    "beta",
+    Some(0.99),
+    Range::BETA,
+    "EMA decay of the accumulated matrix; none = plain sum",
+);
+const DAMPING: crate::component::ParamSpec = float(
+    "damping",
+    0.0,
+    Range::NON_NEGATIVE,
+    "added to every eigenvalue",
+);
+const RDAMPING: crate::component::ParamSpec = float(
+    "rdamping",
+    0.0,
+    Range::NON_NEGATIVE,
+    "added to every eigenvalue, times the largest",
+);
 const ABS: crate::component::ParamSpec = boolean("abs", false, "use |eigenvalues| (re-sorted)");
-const TRUNCATE: crate::component::ParamSpec = opt_int("truncate", None, 1, "keep at most this many eigenpairs");
-const UPDATE_TRUNCATE: crate::component::ParamSpec =
-    opt_int("update_truncate", None, 1, "second round: keep at most this many for the inner optimizer");
-const UPDATE_EIG_TOL: crate::component::ParamSpec =
-    opt_float("update_eig_tol", None, Range::NON_NEGATIVE, "second round: relative eigenvalue cut-off");
-const UPDATE_RDAMPING: crate::component::ParamSpec =
-    float("update_rdamping", 0.0, Range::NON_NEGATIVE, "second round: relative damping");
-const UPDATE_ABS: crate::component::ParamSpec = boolean("update_abs", false, "second round: use |eigenvalues|");
+const TRUNCATE: crate::component::ParamSpec =
+    opt_int("truncate", None, 1, "keep at most this many eigenpairs");
+const UPDATE_TRUNCATE: crate::component::ParamSpec = opt_int(
+    "update_truncate",
+    None,
+    1,
+    "second round: keep at most this many for the inner optimizer",
+);
+const UPDATE_EIG_TOL: crate::component::ParamSpec = opt_float(
+    "update_eig_tol",
+    None,
+    Range::NON_NEGATIVE,
+    "second round: relative eigenvalue cut-off",
+);
+const UPDATE_RDAMPING: crate::component::ParamSpec = float(
+    "update_rdamping",
+    0.0,
+    Range::NON_NEGATIVE,
+    "second round: relative damping",
+);
+const UPDATE_ABS: crate::component::ParamSpec =
+    boolean("update_abs", false, "second round: use |eigenvalues|");
 
 const fn eig_tol(default: f64) -> crate::component::ParamSpec {
-    opt_float("eig_tol", Some(default), Range::NON_NEGATIVE, "drop eigenvalues <= eig_tol × the largest")
+    opt_float(
+        "eig_tol",
+        Some(default),
+        Range::NON_NEGATIVE,
+        "drop eigenvalues <= eig_tol × the largest",
+    )
 }
 const fn update_damping(default: f64) -> crate::component::ParamSpec {
-    float("update_damping", default, Range::NON_NEGATIVE, "second round: damping for the inner optimizer")
+    float(
+        "update_damping",
+        default,
+        Range::NON_NEGATIVE,
+        "second round: damping for the inner optimizer",
+    )
 }
 
 /// Every basis the spec parser knows (ALGORITHM.md §3, Appendix B).
@@ -145,7 +194,12 @@ pub static FAMILY: Family = Family {
                 update_damping(1e-4),
                 UPDATE_RDAMPING,
                 UPDATE_ABS,
-                float("reortho_threshold", 0.1, Range::NON_NEGATIVE, "re-orthogonalize above this error"),
+                float(
+                    "reortho_threshold",
+                    0.1,
+                    Range::NON_NEGATIVE,
+                    "re-orthogonalize above this error",
+                ),
             ],
             implemented: false,
             summary: "rank-limited EMA of corrections, updated by low-rank eigen-updates",
@@ -194,13 +248,33 @@ pub static FAMILY: Family = Family {
             params: &[
                 RANK,
                 float("lr", 1e-2, Range::POSITIVE, "learning rate of the basis"),
-                opt_float("value_clip", None, Range::POSITIVE, "clip direction entries"),
-                opt_float("norm_clip", None, Range::POSITIVE, "clip the direction's norm"),
-                word("opt", "adamg", &["adamg", "gd", "stiefel_gd"], "optimizer of the basis"),
+                opt_float(
+                    "value_clip",
+                    None,
+                    Range::POSITIVE,
+                    "clip direction entries",
+                ),
+                opt_float(
+                    "norm_clip",
+                    None,
+                    Range::POSITIVE,
+                    "clip the direction's norm",
+                ),
+                word(
+                    "opt",
+                    "adamg",
+                    &["adamg", "gd", "stiefel_gd"],
+                    "optimizer of the basis",
+                ),
                 float("beta1", 0.9, Range::BETA, "AdamG first-moment decay"),
                 float("beta2", 0.99, Range::BETA, "AdamG second-moment decay"),
                 float("eps", 1e-8, Range::POSITIVE, "AdamG epsilon"),
-                opt_int("reortho_freq", None, 1, "re-orthogonalize every this many updates"),
+                opt_int(
+                    "reortho_freq",
+                    None,
+                    1,
+                    "re-orthogonalize every this many updates",
+                ),
             ],
             implemented: false,
             summary: "principal subspace learned by generalized Hebbian learning on the Stiefel manifold",
@@ -213,7 +287,10 @@ pub static FAMILY: Family = Family {
         },
         ComponentSpec {
             name: "random",
-            params: &[RANK, int("generate_freq", 1, 1, "updates between new random bases")],
+            params: &[
+                RANK,
+                int("generate_freq", 1, 1, "updates between new random bases"),
+            ],
             implemented: false,
             summary: "random orthonormal subspace",
         },

@@ -26,7 +26,12 @@ impl<B: Backend> Curvature<B> for Covariance<B> {
         0
     }
 
-    fn observe<'a>(&'a mut self, be: &B, g: &'a B::Vector, update: bool) -> Option<Correction<'a, B::Vector>> {
+    fn observe<'a>(
+        &'a mut self,
+        be: &B,
+        g: &'a B::Vector,
+        update: bool,
+    ) -> Option<Correction<'a, B::Vector>> {
         if !update {
             be.copy(g, &mut self.pool[self.pending]);
             self.pending += 1;

@@ -15,7 +15,12 @@ pub trait Curvature<B: Backend>: Send {
 
     /// Sees this step's validated gradient `g`. On update steps returns the correction to give to
     /// the basis (columns oldest first); `None` when there is nothing to add.
-    fn observe<'a>(&'a mut self, be: &B, g: &'a B::Vector, update: bool) -> Option<Correction<'a, B::Vector>>;
+    fn observe<'a>(
+        &'a mut self,
+        be: &B,
+        g: &'a B::Vector,
+        update: bool,
+    ) -> Option<Correction<'a, B::Vector>>;
 
     /// Bytes of n-sized state held (for memory reports).
     fn state_bytes(&self, be: &B) -> usize;
@@ -23,12 +28,20 @@ pub trait Curvature<B: Backend>: Send {
 
 /// Creates the curvature `c` on backend `be`; `update_freq` is the optimizer's (a curvature may
 /// hold the gradients of the steps between updates).
-pub fn build<B: Backend + 'static>(c: &Component, update_freq: u64, be: &B) -> Result<Box<dyn Curvature<B>>> {
+pub fn build<B: Backend + 'static>(
+    c: &Component,
+    update_freq: u64,
+    be: &B,
+) -> Result<Box<dyn Curvature<B>>> {
     match c.name() {
         "covariance" => Ok(Box::new(covariance::Covariance::new(be, update_freq)?)),
         other => {
-            let implemented: Vec<&str> =
-                FAMILY.components.iter().filter(|c| c.implemented).map(|c| c.name).collect();
+            let implemented: Vec<&str> = FAMILY
+                .components
+                .iter()
+                .filter(|c| c.implemented)
+                .map(|c| c.name)
+                .collect();
             Err(Error::unsupported(format!(
                 "curvature \"{other}\" is recognised but not implemented in this version; implemented curvatures: {}",
                 implemented.join(", ")
@@ -53,7 +66,11 @@ pub static FAMILY: Family = Family {
             name: "full_hutchinson_hessian",
             params: &[
                 word("z", "rademacher", Z_CHOICES, "probe vector distribution"),
-                boolean("orthogonalize", false, "project probes off the current basis"),
+                boolean(
+                    "orthogonalize",
+                    false,
+                    "project probes off the current basis",
+                ),
             ],
             implemented: false,
             summary: "Hessian from one Hessian-vector product per update",
@@ -62,9 +79,18 @@ pub static FAMILY: Family = Family {
             name: "bfgs",
             params: &[
                 word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
-                boolean("orthogonalize", true, "project probes off the current basis"),
+                boolean(
+                    "orthogonalize",
+                    true,
+                    "project probes off the current basis",
+                ),
                 float("c", 0.2, Range::NON_NEGATIVE, "Powell damping"),
-                float("tol", 1e-12, Range::NON_NEGATIVE, "skip updates with sᵀy <= tol"),
+                float(
+                    "tol",
+                    1e-12,
+                    Range::NON_NEGATIVE,
+                    "skip updates with sᵀy <= tol",
+                ),
             ],
             implemented: false,
             summary: "BFGS update with Hessian-vector products",
@@ -73,8 +99,17 @@ pub static FAMILY: Family = Family {
             name: "sr1",
             params: &[
                 word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
-                boolean("orthogonalize", true, "project probes off the current basis"),
-                float("tol", 1e-16, Range::NON_NEGATIVE, "skip updates with small |rᵀs|"),
+                boolean(
+                    "orthogonalize",
+                    true,
+                    "project probes off the current basis",
+                ),
+                float(
+                    "tol",
+                    1e-16,
+                    Range::NON_NEGATIVE,
+                    "skip updates with small |rᵀs|",
+                ),
                 boolean("inverse", false, "approximate the inverse Hessian"),
                 boolean("positive_only", false, "drop negative updates"),
             ],
@@ -104,7 +139,11 @@ pub static FAMILY: Family = Family {
         },
         ComponentSpec {
             name: "covariance_times_loss",
-            params: &[boolean("adaptive", true, "subtract the minimum previous loss")],
+            params: &[boolean(
+                "adaptive",
+                true,
+                "subtract the minimum previous loss",
+            )],
             implemented: false,
             summary: "experimental: gradients scaled by the loss",
         },

@@ -14,10 +14,12 @@ use std::ffi::{c_char, c_void};
 /// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
 /// and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
 /// Called synchronously on the caller's thread, only during the step that received it.
-pub type HvpF32 = Option<unsafe extern "C" fn(user: *mut c_void, v: *const f32, hv: *mut f32, n: usize) -> i32>;
+pub type HvpF32 =
+    Option<unsafe extern "C" fn(user: *mut c_void, v: *const f32, hv: *mut f32, n: usize) -> i32>;
 
 /// Hessian-vector product callback for f64 optimizers (see `lre_hvp_f32_fn`).
-pub type HvpF64 = Option<unsafe extern "C" fn(user: *mut c_void, v: *const f64, hv: *mut f64, n: usize) -> i32>;
+pub type HvpF64 =
+    Option<unsafe extern "C" fn(user: *mut c_void, v: *const f64, hv: *mut f64, n: usize) -> i32>;
 
 /// The ABI version of the loaded library. Bindings compare it with `LRE_ABI_VERSION` from the
 /// header they were built against.
@@ -57,7 +59,11 @@ pub extern "C" fn lre_last_error_message() -> *const c_char {
 /// # Safety
 /// `spec` is NULL or a NUL-terminated string; `out` is a valid pointer to write to.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_new(spec: *const c_char, ndim: usize, out_opt: *mut *mut LreOptimizer) -> Status {
+pub unsafe extern "C" fn lre_optimizer_new(
+    spec: *const c_char,
+    ndim: usize,
+    out_opt: *mut *mut LreOptimizer,
+) -> Status {
     guard(|| {
         let out_opt = out(out_opt, "out")?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
@@ -95,7 +101,10 @@ pub unsafe extern "C" fn lre_optimizer_free(opt: *mut LreOptimizer) {
 /// # Safety
 /// `opt` is a live optimizer; `component` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_chain_push(opt: *mut LreOptimizer, component: *const c_char) -> Status {
+pub unsafe extern "C" fn lre_optimizer_chain_push(
+    opt: *mut LreOptimizer,
+    component: *const c_char,
+) -> Status {
     guard(|| {
         // SAFETY: the caller passes a live optimizer, used by no one else during the call.
         let opt = unsafe { optimizer_mut(opt, "opt") }?;
@@ -113,7 +122,12 @@ pub unsafe extern "C" fn lre_optimizer_chain_push(opt: *mut LreOptimizer, compon
 /// # Safety
 /// `opt` is a live optimizer; `buf` is NULL or valid for `cap` bytes; `len` is valid to write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_spec(opt: *const LreOptimizer, buf: *mut c_char, cap: usize, len: *mut usize) -> Status {
+pub unsafe extern "C" fn lre_optimizer_spec(
+    opt: *const LreOptimizer,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> Status {
     guard(|| {
         let len = out(len, "len")?;
         // SAFETY: the caller passes a live optimizer.
@@ -134,7 +148,11 @@ pub unsafe extern "C" fn lre_optimizer_spec(opt: *const LreOptimizer, buf: *mut 
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_set_param(opt: *mut LreOptimizer, key: *const c_char, value: f64) -> Status {
+pub unsafe extern "C" fn lre_optimizer_set_param(
+    opt: *mut LreOptimizer,
+    key: *const c_char,
+    value: f64,
+) -> Status {
     guard(|| {
         // SAFETY: the caller passes a live optimizer, used by no one else during the call.
         let opt = unsafe { optimizer_mut(opt, "opt") }?;
@@ -142,15 +160,29 @@ pub unsafe extern "C" fn lre_optimizer_set_param(opt: *mut LreOptimizer, key: *c
         let key = unsafe { pointers::text(key, "key") }?;
         match key {
             "lr" => with_optimizer!(&mut opt.inner, o => o.set_lr(value)),
-            k if GETTABLE.contains(&k) => Err(Error::invalid(format!("\"{k}\" is read-only; settable keys: lr"))),
-            k => Err(Error::invalid(format!("unknown parameter \"{k}\"; settable keys: lr"))),
+            k if GETTABLE.contains(&k) => Err(Error::invalid(format!(
+                "\"{k}\" is read-only; settable keys: lr"
+            ))),
+            k => Err(Error::invalid(format!(
+                "unknown parameter \"{k}\"; settable keys: lr"
+            ))),
         }
     })
 }
 
 /// Keys `lre_optimizer_get_param` answers.
-const GETTABLE: &[&str] =
-    &["lr", "step", "rank", "ndim", "num_probes", "update_freq", "init_steps", "seed", "threads", "symmetrize"];
+const GETTABLE: &[&str] = &[
+    "lr",
+    "step",
+    "rank",
+    "ndim",
+    "num_probes",
+    "update_freq",
+    "init_steps",
+    "seed",
+    "threads",
+    "symmetrize",
+];
 
 /// Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
 /// columns the inner optimizer used in the last step; 0 before the first), "ndim",
@@ -160,7 +192,11 @@ const GETTABLE: &[&str] =
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_get_param(opt: *const LreOptimizer, key: *const c_char, value: *mut f64) -> Status {
+pub unsafe extern "C" fn lre_optimizer_get_param(
+    opt: *const LreOptimizer,
+    key: *const c_char,
+    value: *mut f64,
+) -> Status {
     guard(|| {
         let value = out(value, "value")?;
         // SAFETY: the caller passes a live optimizer.
@@ -257,7 +293,12 @@ unsafe fn step<T: Scalar>(o: &mut CpuOptimizer<T>, params: *mut T, grad: *const 
 /// # Safety
 /// `opt` is a live optimizer; `buf` is NULL or valid for `cap` doubles; `len` is valid to write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_eigenvalues(opt: *const LreOptimizer, buf: *mut f64, cap: usize, len: *mut usize) -> Status {
+pub unsafe extern "C" fn lre_optimizer_eigenvalues(
+    opt: *const LreOptimizer,
+    buf: *mut f64,
+    cap: usize,
+    len: *mut usize,
+) -> Status {
     guard(|| {
         let len = out(len, "len")?;
         // SAFETY: the caller passes a live optimizer.
@@ -273,7 +314,13 @@ pub unsafe extern "C" fn lre_optimizer_eigenvalues(opt: *const LreOptimizer, buf
 ///
 /// # Safety
 /// `buf` is NULL or valid for `cap` writes of `T`; `len` came from `out`.
-unsafe fn copy_out<T: Copy>(data: &[T], buf: *mut T, cap: usize, len: *mut usize, unit: &str) -> Result<()> {
+unsafe fn copy_out<T: Copy>(
+    data: &[T],
+    buf: *mut T,
+    cap: usize,
+    len: *mut usize,
+    unit: &str,
+) -> Result<()> {
     if !buf.is_null() {
         if cap < data.len() {
             return Err(Error::new(

@@ -45,7 +45,8 @@ pub unsafe fn text<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     }
     // SAFETY: non-NULL checked above; NUL termination is the caller's contract.
     let raw = unsafe { CStr::from_ptr(p) };
-    raw.to_str().map_err(|_| Error::invalid(format!("`{name}` is not valid UTF-8")))
+    raw.to_str()
+        .map_err(|_| Error::invalid(format!("`{name}` is not valid UTF-8")))
 }
 
 /// A spec string where NULL means "" (the default configuration).
@@ -89,11 +90,20 @@ pub unsafe fn slice_mut<'a, T>(p: *mut T, len: usize, name: &str) -> Result<&'a 
 }
 
 /// Fails unless the two arrays are disjoint (a mutable one may not alias another).
-pub fn check_disjoint<T, U>(a: *const T, a_len: usize, a_name: &str, b: *const U, b_len: usize, b_name: &str) -> Result<()> {
+pub fn check_disjoint<T, U>(
+    a: *const T,
+    a_len: usize,
+    a_name: &str,
+    b: *const U,
+    b_len: usize,
+    b_name: &str,
+) -> Result<()> {
     let (a0, a1) = (a as usize, a as usize + a_len * std::mem::size_of::<T>());
     let (b0, b1) = (b as usize, b as usize + b_len * std::mem::size_of::<U>());
     if a0 < b1 && b0 < a1 {
-        return Err(Error::invalid(format!("`{a_name}` and `{b_name}` overlap; pass separate arrays")));
+        return Err(Error::invalid(format!(
+            "`{a_name}` and `{b_name}` overlap; pass separate arrays"
+        )));
     }
     Ok(())
 }

@@ -43,8 +43,14 @@ impl ClipNormByEma {
 
 impl Inner for ClipNormByEma {
     fn step(&mut self, u: &mut Vec<f64>, _ctx: &Context<'_>, _rng: &mut Rng) {
-        let ema = self.ema.get_or_insert_with(|| u.iter().map(|x| self.init * x).collect());
-        let mut next: Vec<f64> = ema.iter().zip(u.iter()).map(|(e, x)| self.beta * e + (1.0 - self.beta) * x).collect();
+        let ema = self
+            .ema
+            .get_or_insert_with(|| u.iter().map(|x| self.init * x).collect());
+        let mut next: Vec<f64> = ema
+            .iter()
+            .zip(u.iter())
+            .map(|(e, x)| self.beta * e + (1.0 - self.beta) * x)
+            .collect();
         let mut nu = norm(&next);
         if let (Some(growth), Some(p)) = (self.max_growth, self.previous_norm) {
             let allowed = (p * growth).max(self.min_norm);
@@ -54,7 +60,11 @@ impl Inner for ClipNormByEma {
             self.previous_norm = Some(nu);
         }
         let d = norm(u) / nu.max(SAFE_FLOOR);
-        let d = if self.normalize { d.max(SAFE_FLOOR) } else { d.max(1.0) };
+        let d = if self.normalize {
+            d.max(SAFE_FLOOR)
+        } else {
+            d.max(1.0)
+        };
         *ema = next;
         u.iter_mut().for_each(|x| *x /= d);
     }

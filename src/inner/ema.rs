@@ -14,7 +14,10 @@ pub struct Ema {
 
 impl Ema {
     pub fn new(c: &Component) -> Self {
-        Ema { beta: c.f64("beta"), state: None }
+        Ema {
+            beta: c.f64("beta"),
+            state: None,
+        }
     }
 }
 

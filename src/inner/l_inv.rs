@@ -19,9 +19,15 @@ impl LInv {
 
 impl Inner for LInv {
     fn step(&mut self, u: &mut Vec<f64>, ctx: &Context<'_>, _rng: &mut Rng) {
-        let values = ctx.eigenvalues.expect("l_inv: the optimizer checks for eigenvalues at creation");
+        let values = ctx
+            .eigenvalues
+            .expect("l_inv: the optimizer checks for eigenvalues at creation");
         for (ui, l) in u.iter_mut().zip(values) {
-            *ui /= if self.power == 1.0 { *l } else { l.powf(self.power) };
+            *ui /= if self.power == 1.0 {
+                *l
+            } else {
+                l.powf(self.power)
+            };
         }
     }
 

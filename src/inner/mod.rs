@@ -12,7 +12,9 @@ pub mod reproject;
 
 pub use chain::Chain;
 
-use crate::component::{Alias, Component, ComponentSpec, Family, Range, Value, boolean, float, opt_float};
+use crate::component::{
+    Alias, Component, ComponentSpec, Family, Range, Value, boolean, float, opt_float,
+};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use faer::Mat;
@@ -50,8 +52,12 @@ pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
         "l_inv" => Ok(Box::new(l_inv::LInv::new(1.0))),
         "l_inv_sqrt" => Ok(Box::new(l_inv::LInv::new(0.5))),
         other => {
-            let implemented: Vec<&str> =
-                FAMILY.components.iter().filter(|c| c.implemented).map(|c| c.name).collect();
+            let implemented: Vec<&str> = FAMILY
+                .components
+                .iter()
+                .filter(|c| c.implemented)
+                .map(|c| c.name)
+                .collect();
             Err(Error::unsupported(format!(
                 "inner optimizer \"{other}\" is recognised but not implemented in this version; implemented: {}",
                 implemented.join(", ")
@@ -62,13 +68,30 @@ pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
 
 const BETA1: crate::component::ParamSpec = float("beta1", 0.9, Range::BETA, "first-moment decay");
 const BETA2: crate::component::ParamSpec = float("beta2", 0.99, Range::BETA, "second-moment decay");
-const AMSGRAD: crate::component::ParamSpec =
-    opt_float("amsgrad_beta", None, Range::BETA, "decay of the AMSGrad maximum; none = off");
-const EIG_TOL: crate::component::ParamSpec =
-    float("eig_tol", 1e-12, Range::NON_NEGATIVE, "relative eigenvalue cut-off of the preconditioner");
-const DAMPING: crate::component::ParamSpec = float("damping", 1e-8, Range::NON_NEGATIVE, "preconditioner damping");
-const RDAMPING: crate::component::ParamSpec =
-    float("rdamping", 1e-8, Range::NON_NEGATIVE, "preconditioner damping relative to the largest eigenvalue");
+const AMSGRAD: crate::component::ParamSpec = opt_float(
+    "amsgrad_beta",
+    None,
+    Range::BETA,
+    "decay of the AMSGrad maximum; none = off",
+);
+const EIG_TOL: crate::component::ParamSpec = float(
+    "eig_tol",
+    1e-12,
+    Range::NON_NEGATIVE,
+    "relative eigenvalue cut-off of the preconditioner",
+);
+const DAMPING: crate::component::ParamSpec = float(
+    "damping",
+    1e-8,
+    Range::NON_NEGATIVE,
+    "preconditioner damping",
+);
+const RDAMPING: crate::component::ParamSpec = float(
+    "rdamping",
+    1e-8,
+    Range::NON_NEGATIVE,
+    "preconditioner damping relative to the largest eigenvalue",
+);
 const fn eps(default: f64) -> crate::component::ParamSpec {
     float("eps", default, Range::POSITIVE, "added to the denominator")
 }
@@ -121,13 +144,23 @@ pub static FAMILY: Family = Family {
             name: "full_matrix_bfgs_adam",
             params: &[
                 BETA1,
-                opt_float("beta2", Some(0.99), Range::BETA, "decay of the BFGS matrix; none = no decay"),
+                opt_float(
+                    "beta2",
+                    Some(0.99),
+                    Range::BETA,
+                    "decay of the BFGS matrix; none = no decay",
+                ),
                 eps(1e-6),
                 AMSGRAD,
                 EIG_TOL,
                 DAMPING,
                 RDAMPING,
-                float("tol", 1e-16, Range::NON_NEGATIVE, "skip updates with sᵀy < tol"),
+                float(
+                    "tol",
+                    1e-16,
+                    Range::NON_NEGATIVE,
+                    "skip updates with sᵀy < tol",
+                ),
                 boolean("use_eigh", false, "invert through an eigendecomposition"),
             ],
             implemented: false,
@@ -135,13 +168,22 @@ pub static FAMILY: Family = Family {
         },
         ComponentSpec {
             name: "cubic_adam",
-            params: &[BETA1, BETA2, float("beta3", 0.99, Range::BETA, "third-moment decay"), eps(1e-8)],
+            params: &[
+                BETA1,
+                BETA2,
+                float("beta3", 0.99, Range::BETA, "third-moment decay"),
+                eps(1e-8),
+            ],
             implemented: false,
             summary: "Adam with a cubic model per coordinate",
         },
         ComponentSpec {
             name: "lion",
-            params: &[BETA1, BETA2, boolean("cautious", false, "zero entries that disagree with ĝ")],
+            params: &[
+                BETA1,
+                BETA2,
+                boolean("cautious", false, "zero entries that disagree with ĝ"),
+            ],
             implemented: false,
             summary: "Lion (sign of interpolated momentum)",
         },
@@ -159,13 +201,23 @@ pub static FAMILY: Family = Family {
         },
         ComponentSpec {
             name: "clip_norm",
-            params: &[float("max_norm", 1.0, Range::POSITIVE, "largest allowed norm")],
+            params: &[float(
+                "max_norm",
+                1.0,
+                Range::POSITIVE,
+                "largest allowed norm",
+            )],
             implemented: false,
             summary: "scale the update down to max_norm",
         },
         ComponentSpec {
             name: "clip_value",
-            params: &[float("max_value", 0.2, Range::POSITIVE, "largest allowed |entry|")],
+            params: &[float(
+                "max_value",
+                0.2,
+                Range::POSITIVE,
+                "largest allowed |entry|",
+            )],
             implemented: false,
             summary: "clamp every entry to [-max_value, max_value]",
         },
@@ -173,10 +225,29 @@ pub static FAMILY: Family = Family {
             name: "clip_norm_by_ema",
             params: &[
                 float("beta", 0.99, Range::BETA, "decay of the EMA of updates"),
-                opt_float("max_growth", Some(1.2), Range::AT_LEAST_ONE, "largest growth of the allowed norm per step"),
-                boolean("normalize", false, "rescale to the EMA's norm instead of only clipping"),
-                float("min_norm", 1e-2, Range::POSITIVE, "floor of the allowed norm"),
-                float("init", 1e-1, Range::NON_NEGATIVE, "the EMA starts at init × the first update"),
+                opt_float(
+                    "max_growth",
+                    Some(1.2),
+                    Range::AT_LEAST_ONE,
+                    "largest growth of the allowed norm per step",
+                ),
+                boolean(
+                    "normalize",
+                    false,
+                    "rescale to the EMA's norm instead of only clipping",
+                ),
+                float(
+                    "min_norm",
+                    1e-2,
+                    Range::POSITIVE,
+                    "floor of the allowed norm",
+                ),
+                float(
+                    "init",
+                    1e-1,
+                    Range::NON_NEGATIVE,
+                    "the EMA starts at init × the first update",
+                ),
             ],
             implemented: true,
             summary: "clip (or, normalize=true, rescale) the update to the norm of its EMA",
@@ -219,13 +290,23 @@ pub static FAMILY: Family = Family {
         },
         ComponentSpec {
             name: "natural_gradient",
-            params: &[float("reg", 1e-8, Range::NON_NEGATIVE, "Tikhonov regularization")],
+            params: &[float(
+                "reg",
+                1e-8,
+                Range::NON_NEGATIVE,
+                "Tikhonov regularization",
+            )],
             implemented: false,
             summary: "least-squares natural gradient from per-sample gradients",
         },
         ComponentSpec {
             name: "gauss_newton",
-            params: &[float("reg", 1e-8, Range::NON_NEGATIVE, "Tikhonov regularization")],
+            params: &[float(
+                "reg",
+                1e-8,
+                Range::NON_NEGATIVE,
+                "Tikhonov regularization",
+            )],
             implemented: false,
             summary: "least-squares Gauss-Newton step from per-residual gradients",
         },

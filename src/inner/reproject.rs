@@ -10,7 +10,14 @@ pub fn first_moment(c: &Mat<f64>, m: &[f64]) -> Vec<f64> {
 /// Diagonal second moment: v ← diag(C·diag(v)·Cᵀ) = (C∘C)·v (exact, O(k²)).
 pub fn second_moment(c: &Mat<f64>, v: &[f64]) -> Vec<f64> {
     assert_eq!(c.ncols(), v.len(), "second_moment: dimensions");
-    (0..c.nrows()).map(|a| v.iter().enumerate().map(|(i, vi)| c[(a, i)] * c[(a, i)] * vi).sum()).collect()
+    (0..c.nrows())
+        .map(|a| {
+            v.iter()
+                .enumerate()
+                .map(|(i, vi)| c[(a, i)] * c[(a, i)] * vi)
+                .sum()
+        })
+        .collect()
 }
 
 /// Euclidean norm.

@@ -30,5 +30,7 @@ pub fn mat_vec(a: MatRef<'_, f64>, x: &[f64]) -> Vec<f64> {
 /// Aᵀ·x.
 pub fn mat_t_vec(a: MatRef<'_, f64>, x: &[f64]) -> Vec<f64> {
     assert_eq!(a.nrows(), x.len(), "mat_t_vec: dimensions");
-    (0..a.ncols()).map(|j| a.col(j).iter().zip(x).map(|(aij, xi)| aij * xi).sum()).collect()
+    (0..a.ncols())
+        .map(|j| a.col(j).iter().zip(x).map(|(aij, xi)| aij * xi).sum())
+        .collect()
 }

@@ -51,6 +51,8 @@ pub fn regularize_eigen(
     }
     let shift = reg.damping + reg.rdamping * lambda_max;
     let kept: Vec<f64> = pairs.iter().map(|(v, _)| v + shift).collect();
-    let cols = Mat::from_fn(vectors.nrows(), pairs.len(), |i, j| vectors[(i, pairs[j].1)]);
+    let cols = Mat::from_fn(vectors.nrows(), pairs.len(), |i, j| {
+        vectors[(i, pairs[j].1)]
+    });
     Some((kept, cols))
 }

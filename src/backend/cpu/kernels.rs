@@ -104,7 +104,9 @@ fn lanes_sum(acc: &[f64; 8]) -> f64 {
 
 /// Block starts of a row range.
 fn blocks(rows: &Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
-    rows.clone().step_by(BLOCK).map(|s| s..(s + BLOCK).min(rows.end))
+    rows.clone()
+        .step_by(BLOCK)
+        .map(|s| s..(s + BLOCK).min(rows.end))
 }
 
 /// Σ_i x_i·0 over the rows: 0 when every entry is finite, NaN otherwise (one vectorized pass).
@@ -156,7 +158,10 @@ impl<T: Scalar> RowKernel for ColumnDots<'_, T> {
         let mut acc = vec![0.0f64; self.columns.len()];
         for b in blocks(&rows) {
             let x = &self.x[b.clone()];
-            let mut groups = self.columns.chunks_exact(GROUP).zip(acc.chunks_exact_mut(GROUP));
+            let mut groups = self
+                .columns
+                .chunks_exact(GROUP)
+                .zip(acc.chunks_exact_mut(GROUP));
             for (cg, ag) in groups.by_ref() {
                 let sums = dot4_f64(std::array::from_fn(|j| &cg[j][b.clone()]), x);
                 for (a, v) in ag.iter_mut().zip(sums) {
@@ -185,7 +190,10 @@ impl<T: Scalar> RowKernelMut<T> for AddColumns<'_, T> {
         for b in blocks(&(offset..offset + y.len())) {
             let acc = &mut acc[..b.len()];
             acc.fill(0.0);
-            let mut groups = self.w.chunks_exact(GROUP).zip(self.columns.chunks_exact(GROUP));
+            let mut groups = self
+                .w
+                .chunks_exact(GROUP)
+                .zip(self.columns.chunks_exact(GROUP));
             for (wg, cg) in groups.by_ref() {
                 let c: [&[T]; GROUP] = std::array::from_fn(|j| &cg[j][b.clone()]);
                 for (i, a) in acc.iter_mut().enumerate() {
@@ -202,7 +210,10 @@ impl<T: Scalar> RowKernelMut<T> for AddColumns<'_, T> {
                     *a = wj.mul_add(v.to_f64(), *a);
                 }
             }
-            for (yi, a) in y[b.start - offset..b.end - offset].iter_mut().zip(acc.iter()) {
+            for (yi, a) in y[b.start - offset..b.end - offset]
+                .iter_mut()
+                .zip(acc.iter())
+            {
                 *yi = T::from_f64(yi.to_f64() + a);
             }
         }

@@ -10,7 +10,9 @@ mod kernels;
 
 use super::{Backend, Scalar};
 use crate::error::{Error, Result, Status};
-use kernels::{AddColumns, BLOCK, ColumnDots, Dot, NonFiniteSentinel, RowKernel, RowKernelMut, Rows, RowsMut};
+use kernels::{
+    AddColumns, BLOCK, ColumnDots, Dot, NonFiniteSentinel, RowKernel, RowKernelMut, Rows, RowsMut,
+};
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -42,7 +44,12 @@ impl<T: Scalar> HostMatrix<T> {
 impl<T: Scalar> Cpu<T> {
     /// A backend for vectors of length `n`, splitting large loops over `threads` threads.
     pub fn new(n: usize, threads: usize) -> Self {
-        Cpu { n, threads: threads.max(1), arch: pulp::Arch::new(), elem: PhantomData }
+        Cpu {
+            n,
+            threads: threads.max(1),
+            arch: pulp::Arch::new(),
+            elem: PhantomData,
+        }
     }
 
     /// Contiguous, BLOCK-aligned row ranges, one per thread actually used.
@@ -62,11 +69,20 @@ impl<T: Scalar> Cpu<T> {
         let ranges = self.row_ranges();
         let arch = self.arch;
         if ranges.len() <= 1 {
-            return ranges.into_iter().map(|r| arch.dispatch(Rows(kernel, r))).collect();
+            return ranges
+                .into_iter()
+                .map(|r| arch.dispatch(Rows(kernel, r)))
+                .collect();
         }
         std::thread::scope(|s| {
-            let handles: Vec<_> = ranges.into_iter().map(|r| s.spawn(move || arch.dispatch(Rows(kernel, r)))).collect();
-            handles.into_iter().map(|h| h.join().expect("LRE worker thread panicked")).collect()
+            let handles: Vec<_> = ranges
+                .into_iter()
+                .map(|r| s.spawn(move || arch.dispatch(Rows(kernel, r))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("LRE worker thread panicked"))
+                .collect()
         })
     }
 
@@ -90,7 +106,10 @@ impl<T: Scalar> Cpu<T> {
 }
 
 fn too_big(elements: usize) -> Error {
-    Error::new(Status::LRE_ERR_OUT_OF_MEMORY, format!("cannot allocate {elements} elements of optimizer state"))
+    Error::new(
+        Status::LRE_ERR_OUT_OF_MEMORY,
+        format!("cannot allocate {elements} elements of optimizer state"),
+    )
 }
 
 /// A zero-filled buffer, or an error instead of aborting when memory runs out.
@@ -117,8 +136,14 @@ impl<T: Scalar> Backend for Cpu<T> {
     }
 
     fn matrix(&self, cols: usize) -> Result<HostMatrix<T>> {
-        let len = self.n.checked_mul(cols).ok_or_else(|| too_big(usize::MAX))?;
-        Ok(HostMatrix { data: zeroed(len)?, n: self.n })
+        let len = self
+            .n
+            .checked_mul(cols)
+            .ok_or_else(|| too_big(usize::MAX))?;
+        Ok(HostMatrix {
+            data: zeroed(len)?,
+            n: self.n,
+        })
     }
 
     fn load_checked(&self, src: &[T], dst: &mut Vec<T>) -> Result<(), usize> {
@@ -143,7 +168,10 @@ impl<T: Scalar> Backend for Cpu<T> {
         assert_eq!(cols.len(), out.len(), "column_dots: output length");
         let columns: Vec<&[T]> = cols.iter().map(|&j| m.column(j)).collect();
         out.fill(0.0);
-        for part in self.map_rows(&ColumnDots { columns: &columns, x }) {
+        for part in self.map_rows(&ColumnDots {
+            columns: &columns,
+            x,
+        }) {
             for (o, p) in out.iter_mut().zip(part) {
                 *o += p;
             }
@@ -151,14 +179,22 @@ impl<T: Scalar> Backend for Cpu<T> {
     }
 
     fn dot(&self, x: &Vec<T>, y: &Vec<T>) -> f64 {
-        self.map_rows(&Dot { x, y }).into_iter().fold(0.0, |a, b| a + b)
+        self.map_rows(&Dot { x, y })
+            .into_iter()
+            .fold(0.0, |a, b| a + b)
     }
 
     fn add_columns(&self, m: &HostMatrix<T>, cols: &[usize], w: &[f64], y: &mut [T]) {
         assert_eq!(cols.len(), w.len(), "add_columns: weight length");
         assert_eq!(y.len(), self.n, "add_columns: output length");
         let columns: Vec<&[T]> = cols.iter().map(|&j| m.column(j)).collect();
-        self.for_rows_mut(&AddColumns { columns: &columns, w }, y);
+        self.for_rows_mut(
+            &AddColumns {
+                columns: &columns,
+                w,
+            },
+            y,
+        );
     }
 
     fn download(&self, x: &Vec<T>, out: &mut [f64]) {

@@ -1,0 +1,154 @@
+//! The CPU backend's kernels against naive f64 loops, at sizes that are not multiples of the
+//! SIMD width or the block size, with one and two threads (the split is only used above 2^16
+//! rows per thread, so the two-thread cases use n > 2^17).
+
+use lre::backend::{Backend, Cpu, Scalar};
+
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+}
+
+fn check<T: Scalar>(n: usize, threads: usize, cols: usize) {
+    let be = Cpu::<T>::new(n, threads);
+    let mut rng = Xorshift(n as u64 * 31 + threads as u64);
+    let mut m = be.matrix(cols).unwrap();
+    let mut host: Vec<Vec<T>> = Vec::new();
+    for j in 0..cols {
+        let mut v = be.vector().unwrap();
+        let src: Vec<T> = (0..n).map(|_| T::from_f64(rng.uniform())).collect();
+        be.load_checked(&src, &mut v).unwrap();
+        be.set_column(&mut m, j, &v);
+        host.push(src);
+    }
+    let x_host: Vec<T> = (0..n).map(|_| T::from_f64(rng.uniform())).collect();
+    let mut x = be.vector().unwrap();
+    be.load_checked(&x_host, &mut x).unwrap();
+    let scale = (n as f64).sqrt();
+    let tol = 1e-12 * scale;
+
+    // column_dots over a permuted subset of columns (the ring order of GGT).
+    let order: Vec<usize> = (0..cols)
+        .rev()
+        .step_by(2)
+        .chain((0..cols).step_by(2))
+        .take(cols)
+        .collect();
+    let mut out = vec![0.0; order.len()];
+    be.column_dots(&m, &order, &x, &mut out);
+    for (o, &j) in out.iter().zip(&order) {
+        let exact: f64 = host[j]
+            .iter()
+            .zip(&x_host)
+            .map(|(a, b)| a.to_f64() * b.to_f64())
+            .sum();
+        assert!(
+            (o - exact).abs() <= tol,
+            "column_dots n={n} threads={threads}: {o} vs {exact}"
+        );
+        let mut single = be.vector().unwrap();
+        be.load_checked(&host[j], &mut single).unwrap();
+        assert_eq!(
+            be.dot(&single, &x),
+            *o,
+            "column_dots equals dot bit for bit"
+        );
+    }
+
+    // add_columns: y ← y + Σ w_j·M[:, j], rounded once per entry.
+    let w: Vec<f64> = (0..order.len()).map(|_| rng.uniform()).collect();
+    let y0: Vec<T> = (0..n).map(|_| T::from_f64(rng.uniform())).collect();
+    let mut y = y0.clone();
+    be.add_columns(&m, &order, &w, &mut y);
+    for i in 0..n {
+        let exact: f64 = y0[i].to_f64()
+            + order
+                .iter()
+                .zip(&w)
+                .map(|(&j, wj)| wj * host[j][i].to_f64())
+                .sum::<f64>();
+        let expected = T::from_f64(exact).to_f64();
+        let ulp = if T::DTYPE == lre::Dtype::F32 {
+            1e-6
+        } else {
+            1e-14
+        };
+        assert!(
+            (y[i].to_f64() - expected).abs() <= ulp * (1.0 + exact.abs()),
+            "add_columns row {i}"
+        );
+    }
+
+    // download / add_host.
+    let mut down = vec![0.0; n];
+    be.download(&x, &mut down);
+    assert!(down.iter().zip(&x_host).all(|(d, h)| *d == h.to_f64()));
+    let mut z = x_host.clone();
+    be.add_host(&mut z, &down);
+    assert!(
+        z.iter()
+            .zip(&x_host)
+            .all(|(a, b)| a.to_f64() == T::from_f64(2.0 * b.to_f64()).to_f64())
+    );
+
+    // load_checked finds the first non-finite entry, wherever it is.
+    for (bad, value) in [
+        (0, f64::NAN),
+        (n / 2, f64::INFINITY),
+        (n - 1, f64::NEG_INFINITY),
+    ] {
+        let mut src = x_host.clone();
+        src[bad] = T::from_f64(value);
+        if bad > 0 {
+            src[bad + (n - 1 - bad) / 2] = T::from_f64(f64::NAN);
+        }
+        assert_eq!(
+            be.load_checked(&src, &mut x),
+            Err(bad),
+            "non-finite at {bad}"
+        );
+    }
+}
+
+#[test]
+fn kernels_match_naive_loops_f64() {
+    for (n, threads) in [
+        (1, 1),
+        (7, 1),
+        (8, 2),
+        (16_385, 1),
+        (300_001, 2),
+        (300_001, 3),
+    ] {
+        check::<f64>(n, threads, 9);
+    }
+}
+
+#[test]
+fn kernels_match_naive_loops_f32() {
+    for (n, threads) in [(3, 1), (33_333, 1), (262_145, 2)] {
+        check::<f32>(n, threads, 6);
+    }
+}
+
+#[test]
+fn results_depend_only_on_inputs_and_thread_count() {
+    let n = 200_003;
+    let data: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+        .collect();
+    let run = |threads| {
+        let be = Cpu::<f32>::new(n, threads);
+        let mut v = be.vector().unwrap();
+        be.load_checked(&data, &mut v).unwrap();
+        be.dot(&v, &v)
+    };
+    assert_eq!(run(1).to_bits(), run(1).to_bits());
+    assert_eq!(run(2).to_bits(), run(2).to_bits());
+}
