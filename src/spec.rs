@@ -285,6 +285,18 @@ impl Parser<'_> {
         }
     }
 
+    /// The ',' between list items; the message also names the `close` that would end the list.
+    fn separator(&mut self, close: &str) -> Result<()> {
+        if self.eat(",") {
+            return Ok(());
+        }
+        let what = format!("expected ',' or '{close}'");
+        match self.peek() {
+            Some(t) => Err(self.error_at(t, &what)),
+            None => Err(self.error_at_end(&what)),
+        }
+    }
+
     /// A non-punctuation token.
     fn word(&mut self, what: &str) -> Result<Token> {
         match self.peek() {
@@ -324,7 +336,7 @@ impl Parser<'_> {
         let mut given: Vec<usize> = Vec::new();
         while !self.eat(")") {
             if !given.is_empty() {
-                self.expect(",")?;
+                self.separator(")")?;
             }
             let key = self.word("an argument name")?;
             self.expect("=")?;
@@ -362,7 +374,7 @@ impl Parser<'_> {
         let mut chain = Vec::new();
         while !self.eat("]") {
             if !chain.is_empty() {
-                self.expect(",")?;
+                self.separator("]")?;
             }
             chain.push(self.component(&inner::FAMILY)?);
         }
@@ -381,7 +393,7 @@ impl Parser<'_> {
         let t = self.word("an integer")?;
         let parsed = t.text.parse::<u64>().ok().or_else(|| {
             let x = t.text.parse::<f64>().ok()?;
-            (x.fract() == 0.0 && x >= 0.0 && x < 9.0e15).then_some(x as u64)
+            (x.fract() == 0.0 && (0.0..9.0e15).contains(&x)).then_some(x as u64)
         });
         match parsed {
             Some(v) if v >= min && v <= max => Ok(v),
