@@ -53,7 +53,11 @@ fn time_steps(spec: &str, n: usize, warmup: usize, steps: usize) -> (f64, usize)
 
 /// Median ms of Mᵀg plus M·u for an n×m f32 matrix (faer, `threads` threads).
 fn floor_ms(n: usize, m: usize, threads: usize, reps: usize) -> f64 {
-    let par = if threads == 1 { Par::Seq } else { Par::rayon(threads) };
+    let par = if threads == 1 {
+        Par::Seq
+    } else {
+        Par::rayon(threads)
+    };
     let mut noise = Noise(12345);
     let mut data = vec![0.0f32; n * m];
     noise.fill(&mut data);
@@ -71,7 +75,14 @@ fn floor_ms(n: usize, m: usize, threads: usize, reps: usize) -> f64 {
     let times = (0..reps)
         .map(|_| {
             let start = Instant::now();
-            matmul(y.as_mut(), Accum::Replace, q.transpose(), g.as_ref(), 1.0f32, par);
+            matmul(
+                y.as_mut(),
+                Accum::Replace,
+                q.transpose(),
+                g.as_ref(),
+                1.0f32,
+                par,
+            );
             matmul(z.as_mut(), Accum::Replace, q, u.as_ref(), 1.0f32, par);
             start.elapsed().as_secs_f64() * 1e3
         })
@@ -83,11 +94,21 @@ fn floor_ms(n: usize, m: usize, threads: usize, reps: usize) -> f64 {
 fn main() {
     let quick = std::env::var_os("LRE_BENCH_QUICK").is_some();
     let m = 100;
-    let sizes: &[usize] = if quick { &[10_000] } else { &[100_000, 1_000_000] };
+    let sizes: &[usize] = if quick {
+        &[10_000]
+    } else {
+        &[100_000, 1_000_000]
+    };
     let steps = if quick { 5 } else { 15 };
-    println!("LRE speed benchmark: default configuration (covariance, ggt(history_size={m}), [adam, cautious, normalize_by_ema]), f32");
-    println!("floor = Mᵀg + M·u over an n×{m} f32 matrix (faer), same run; adam = basis=identity; chain=[adam]\n");
-    println!("| n | threads | LRE ms/step | floor ms | LRE/floor | adam ms/step | LRE/adam | state bytes / (n·m·4) |");
+    println!(
+        "LRE speed benchmark: default configuration (covariance, ggt(history_size={m}), [adam, cautious, normalize_by_ema]), f32"
+    );
+    println!(
+        "floor = Mᵀg + M·u over an n×{m} f32 matrix (faer), same run; adam = basis=identity; chain=[adam]\n"
+    );
+    println!(
+        "| n | threads | LRE ms/step | floor ms | LRE/floor | adam ms/step | LRE/adam | state bytes / (n·m·4) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for &n in sizes {
         for threads in [1, 2] {

@@ -269,6 +269,21 @@ impl Family {
         Some((spec, alias.preset))
     }
 
+    /// The `LRE_ERR_UNSUPPORTED` error for a known but not implemented component.
+    pub fn unsupported(&self, name: &str) -> Error {
+        let implemented: Vec<&str> = self
+            .components
+            .iter()
+            .filter(|c| c.implemented)
+            .map(|c| c.name)
+            .collect();
+        Error::unsupported(format!(
+            "{} \"{name}\" is recognised but not implemented in this version; implemented: {}",
+            self.what,
+            implemented.join(", ")
+        ))
+    }
+
     /// Every accepted name, for "valid choices" messages.
     pub fn names(&self) -> String {
         let names: Vec<&str> = self

@@ -191,7 +191,7 @@ impl<B: Backend + 'static> Optimizer<B> {
             })?;
         // Nothing below can fail: the input is valid and a failed eigensolve keeps the old basis.
         let t = self.step;
-        let should_update = t % self.config.update_freq == 0 || t < self.config.init_steps;
+        let should_update = t.is_multiple_of(self.config.update_freq) || t < self.config.init_steps;
         let correction = self
             .curvature
             .observe(&self.backend, &self.grad, should_update);

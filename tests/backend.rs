@@ -2,18 +2,10 @@
 //! SIMD width or the block size, with one and two threads (the split is only used above 2^16
 //! rows per thread, so the two-thread cases use n > 2^17).
 
+mod common;
+use common::Xorshift;
+
 use lre::backend::{Backend, Cpu, Scalar};
-
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
-}
 
 fn check<T: Scalar>(n: usize, threads: usize, cols: usize) {
     let be = Cpu::<T>::new(n, threads);

@@ -1,18 +1,10 @@
 //! Whole optimizer runs on problems with known optima, and the step loop's contracts
 //! (ALGORITHM.md §1.3): init_steps, update_freq, failed steps, determinism, the chain.
 
+mod common;
+use common::{Xorshift, orthonormal};
+
 use lre::{CpuOptimizer, Status};
-
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
-}
 
 fn rosenbrock_grad(x: &[f64]) -> Vec<f64> {
     let (a, b) = (x[0], x[1]);
@@ -50,18 +42,7 @@ struct RotatedQuadratic {
 impl RotatedQuadratic {
     fn new(n: usize, condition: f64, seed: u64) -> Self {
         let mut rng = Xorshift(seed);
-        let mut rotation: Vec<Vec<f64>> = Vec::new();
-        while rotation.len() < n {
-            let mut v: Vec<f64> = (0..n).map(|_| rng.uniform()).collect();
-            for _ in 0..2 {
-                for c in &rotation {
-                    let p: f64 = c.iter().zip(&v).map(|(a, b)| a * b).sum();
-                    v.iter_mut().zip(c).for_each(|(x, ci)| *x -= p * ci);
-                }
-            }
-            let len = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            rotation.push(v.iter().map(|x| x / len).collect());
-        }
+        let rotation = orthonormal(&mut rng, n, n);
         let diag = (0..n)
             .map(|i| condition.powf(i as f64 / (n - 1) as f64))
             .collect();
@@ -117,7 +98,7 @@ fn default_beats_adam_on_a_rotated_ill_conditioned_quadratic() {
     };
     let lre = best("");
     let adam = best("basis=identity; chain=[adam]");
-    let start = problem.loss_and_grad(&vec![0.0; 64]).0;
+    let start = problem.loss_and_grad(&[0.0; 64]).0;
     assert!(
         lre < adam,
         "default LRE {lre:e} vs Adam {adam:e} (start {start:e})"
@@ -301,7 +282,7 @@ fn an_empty_chain_is_projected_gradient_descent() {
 #[test]
 fn f32_and_f64_optimizers_both_descend() {
     let problem = RotatedQuadratic::new(16, 100.0, 3);
-    let start = problem.loss_and_grad(&vec![0.0; 16]).0;
+    let start = problem.loss_and_grad(&[0.0; 16]).0;
     let mut opt = CpuOptimizer::<f32>::from_spec("lr=0.1", 16).unwrap();
     let mut x = vec![0.0f32; 16];
     for _ in 0..200 {

@@ -4,8 +4,11 @@
 //! projections Qᵀv, unprojections Q·u and the change of basis C = Q_newᵀQ_old agree to 1e-10
 //! relative (eigenvector signs are arbitrary, so columns are sign-aligned first).
 
+mod common;
+use common::Xorshift;
+
 use faer::{Mat, Side};
-use lre::backend::{Backend, Cpu};
+use lre::backend::Cpu;
 use lre::basis::ggt::Ggt;
 use lre::basis::{Basis, Correction, Outcome, Source};
 use lre::component::Component;
@@ -15,20 +18,6 @@ const N: usize = 40;
 const WINDOW: usize = 12;
 const STEPS: usize = 300;
 const TOL: f64 = 1e-10;
-
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
-    fn vector(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
-}
 
 /// The dense reference basis of a window: (Q columns, eigenvalues ascending).
 fn dense_basis(window: &[Vec<f64>], eig_tol: f64) -> (Vec<Vec<f64>>, Vec<f64>) {

@@ -6,7 +6,8 @@ use std::path::Path;
 #[test]
 fn committed_header_matches_the_source() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
+    let config =
+        cbindgen::Config::from_file(root.join("cbindgen.toml")).expect("cbindgen.toml parses");
     let bindings = cbindgen::Builder::new()
         .with_crate(root)
         .with_config(config)
@@ -28,7 +29,9 @@ fn committed_header_matches_the_source() {
 
 #[test]
 fn header_declares_the_design_api() {
-    let header = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/lre.h")).unwrap();
+    let header =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/lre.h"))
+            .unwrap();
     for name in [
         "lre_abi_version",
         "lre_version",

@@ -2,6 +2,9 @@
 //! bases, k_new ≠ k_old included; updates against direct formulas; and invariance of the whole
 //! chain's parameter update to flipping the sign of any basis vector.
 
+mod common;
+use common::{Xorshift, orthonormal};
+
 use faer::Mat;
 use lre::inner::adam::Adam;
 use lre::inner::clip_norm_by_ema::ClipNormByEma;
@@ -10,39 +13,8 @@ use lre::inner::{self, Chain, Context, Inner};
 use lre::rng::Rng;
 use lre::spec::parse_component;
 
-struct Xorshift(u64);
-
-impl Xorshift {
-    fn uniform(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
-    fn vector(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.uniform()).collect()
-    }
-}
-
 fn component(text: &str) -> lre::component::Component {
     parse_component(text, &inner::FAMILY).unwrap()
-}
-
-/// k orthonormal columns in R^n (Gram–Schmidt, twice).
-fn orthonormal(rng: &mut Xorshift, n: usize, k: usize) -> Vec<Vec<f64>> {
-    let mut q: Vec<Vec<f64>> = Vec::new();
-    while q.len() < k {
-        let mut v = rng.vector(n);
-        for _ in 0..2 {
-            for c in &q {
-                let p: f64 = c.iter().zip(&v).map(|(a, b)| a * b).sum();
-                v.iter_mut().zip(c).for_each(|(x, ci)| *x -= p * ci);
-            }
-        }
-        let len = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        q.push(v.iter().map(|x| x / len).collect());
-    }
-    q
 }
 
 /// C = Q_newᵀQ_old.

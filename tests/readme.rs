@@ -2,6 +2,9 @@
 //! parser's registries, and its C example is compiled and run against the library.
 //! `LRE_BLESS=1 cargo test --test readme` rewrites the table.
 
+mod common;
+use common::library_dir;
+
 use lre::component::{Component, Family};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,16 +94,7 @@ fn c_example_compiles_and_runs() {
         "the C example should stay short"
     );
 
-    let exe = std::env::current_exe().unwrap();
-    let lib_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    assert!(
-        lib_dir.join("liblre.so").exists(),
-        "liblre.so not found in {}",
-        lib_dir.display()
-    );
+    let lib_dir = library_dir();
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let c_file = tmp.join("readme_example.c");
     let program = tmp.join("readme_example");

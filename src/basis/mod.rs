@@ -12,7 +12,7 @@ use crate::backend::Backend;
 use crate::component::{
     Component, ComponentSpec, Family, Range, boolean, float, int, opt_float, opt_int, word,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use faer::Mat;
 
 /// A low-rank correction Y·diag(α)·Zᵀ (Z absent: symmetric Y·diag(α)·Yᵀ), columns oldest first.
@@ -81,21 +81,8 @@ pub fn build<B: Backend + 'static>(c: &Component, be: &B) -> Result<Box<dyn Basi
         "ggt" => Ok(Box::new(ggt::Ggt::new(c, be)?)),
         "identity" => Ok(Box::new(identity::Identity::new(be))),
         "full_matrix" => Ok(Box::new(full_matrix::FullMatrix::new(c, be)?)),
-        other => Err(Error::unsupported(format!(
-            "basis \"{other}\" is recognised but not implemented in this version; implemented bases: {}",
-            implemented_names()
-        ))),
+        other => Err(FAMILY.unsupported(other)),
     }
-}
-
-fn implemented_names() -> String {
-    let names: Vec<&str> = FAMILY
-        .components
-        .iter()
-        .filter(|c| c.implemented)
-        .map(|c| c.name)
-        .collect();
-    names.join(", ")
 }
 
 const RANK: crate::component::ParamSpec = int(

@@ -6,7 +6,7 @@ pub mod covariance;
 use crate::backend::Backend;
 use crate::basis::Correction;
 use crate::component::{Component, ComponentSpec, Family, Range, boolean, float, int, word};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A curvature over backend `B`.
 pub trait Curvature<B: Backend>: Send {
@@ -35,18 +35,7 @@ pub fn build<B: Backend + 'static>(
 ) -> Result<Box<dyn Curvature<B>>> {
     match c.name() {
         "covariance" => Ok(Box::new(covariance::Covariance::new(be, update_freq)?)),
-        other => {
-            let implemented: Vec<&str> = FAMILY
-                .components
-                .iter()
-                .filter(|c| c.implemented)
-                .map(|c| c.name)
-                .collect();
-            Err(Error::unsupported(format!(
-                "curvature \"{other}\" is recognised but not implemented in this version; implemented curvatures: {}",
-                implemented.join(", ")
-            )))
-        }
+        other => Err(FAMILY.unsupported(other)),
     }
 }
 

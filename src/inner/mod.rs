@@ -15,7 +15,7 @@ pub use chain::Chain;
 use crate::component::{
     Alias, Component, ComponentSpec, Family, Range, Value, boolean, float, opt_float,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::rng::Rng;
 use faer::Mat;
 
@@ -51,18 +51,7 @@ pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
         "clip_norm_by_ema" => Ok(Box::new(clip_norm_by_ema::ClipNormByEma::new(c))),
         "l_inv" => Ok(Box::new(l_inv::LInv::new(1.0))),
         "l_inv_sqrt" => Ok(Box::new(l_inv::LInv::new(0.5))),
-        other => {
-            let implemented: Vec<&str> = FAMILY
-                .components
-                .iter()
-                .filter(|c| c.implemented)
-                .map(|c| c.name)
-                .collect();
-            Err(Error::unsupported(format!(
-                "inner optimizer \"{other}\" is recognised but not implemented in this version; implemented: {}",
-                implemented.join(", ")
-            )))
-        }
+        other => Err(FAMILY.unsupported(other)),
     }
 }
 

@@ -1,0 +1,67 @@
+//! Helpers shared by the integration tests (each test crate uses a subset).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// A tiny deterministic generator for test data (xorshift64), uniform in [-0.5, 0.5).
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    pub fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    pub fn vector(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.uniform()).collect()
+    }
+}
+
+/// k orthonormal vectors in R^n (Gram–Schmidt, twice is enough).
+pub fn orthonormal(rng: &mut Xorshift, n: usize, k: usize) -> Vec<Vec<f64>> {
+    let mut q: Vec<Vec<f64>> = Vec::new();
+    while q.len() < k {
+        let mut v = rng.vector(n);
+        for _ in 0..2 {
+            for c in &q {
+                let p: f64 = c.iter().zip(&v).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(c).for_each(|(x, ci)| *x -= p * ci);
+            }
+        }
+        let len = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        q.push(v.iter().map(|x| x / len).collect());
+    }
+    q
+}
+
+/// The directory holding the shared library built for this test run. The test executable lives
+/// in `target/<profile>/deps/`; cargo builds the library's cdylib next to it. It copies it up
+/// to `target/<profile>/` only when the library itself is a requested target (`cargo build`),
+/// so a copy there may be stale; it is used only when `deps/` has none.
+pub fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let name = format!(
+        "{}lre{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let deps = exe.parent().expect("the test executable has a directory");
+    let candidates: Vec<&Path> = [Some(deps), deps.parent()].into_iter().flatten().collect();
+    candidates
+        .iter()
+        .find(|dir| dir.join(&name).is_file())
+        .map(|dir| dir.to_path_buf())
+        .unwrap_or_else(|| {
+            let looked: Vec<String> = candidates
+                .iter()
+                .map(|d| d.join(&name).display().to_string())
+                .collect();
+            panic!(
+                "the shared library {name} is missing (looked at {}); cargo builds it for this test \
+                 (crate-type includes \"cdylib\")",
+                looked.join(", ")
+            )
+        })
+}
