@@ -48,7 +48,7 @@ fn time_steps(spec: &str, n: usize, warmup: usize, steps: usize) -> (f64, usize)
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    (median(times), opt.state_bytes())
+    (median(times), opt.memory_bytes())
 }
 
 /// Median ms of Mᵀg plus M·u for an n×m f32 matrix (faer, `threads` threads).

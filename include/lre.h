@@ -236,6 +236,55 @@ lre_status lre_optimizer_eigenvalues(const lre_optimizer_t *opt,
                                      size_t cap,
                                      size_t *len);
 
+/**
+ * Writes the optimizer's complete state (docs/state-format.md) into `buf` and its size into
+ * `*len`. With `buf == NULL` only `*len` is written (a size query); a `cap` smaller than the
+ * size returns `LRE_ERR_BUFFER_TOO_SMALL` and writes nothing.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `buf` is NULL or valid for `cap` bytes; `len` is valid to write.
+ */
+lre_status lre_optimizer_state_save(const lre_optimizer_t *opt,
+                                    uint8_t *buf,
+                                    size_t cap,
+                                    size_t *len);
+
+/**
+ * Replaces the optimizer's state with a blob from `lre_optimizer_state_save`. The blob must
+ * come from an optimizer with the same spec (lr and threads aside), ndim and dtype, else
+ * `LRE_ERR_STATE` says what differs; lr is restored from the blob. On error nothing changes.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `buf` is NULL or valid for `len` bytes.
+ */
+lre_status lre_optimizer_state_load(lre_optimizer_t *opt, const uint8_t *buf, size_t len);
+
+/**
+ * Creates an optimizer — spec, ndim and dtype included — from a saved state and writes it to
+ * `*out`. The caller owns it and must call `lre_optimizer_free`.
+ *
+ * # Safety
+ * `buf` is NULL or valid for `len` bytes; `out` is valid to write.
+ */
+lre_status lre_optimizer_from_state(const uint8_t *buf, size_t len, lre_optimizer_t **out_opt);
+
+/**
+ * Saves the state to a file atomically: a temporary file in the same folder is written,
+ * flushed and renamed over `path`, so a crash mid-save leaves the previous checkpoint intact.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
+ */
+lre_status lre_optimizer_save_file(const lre_optimizer_t *opt, const char *path);
+
+/**
+ * Loads a state file written by `lre_optimizer_save_file` (as `lre_optimizer_state_load`).
+ *
+ * # Safety
+ * `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
+ */
+lre_status lre_optimizer_load_file(lre_optimizer_t *opt, const char *path);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -30,6 +30,7 @@ pub mod linalg;
 pub mod optimizer;
 pub mod rng;
 pub mod spec;
+pub mod state;
 
 pub use backend::Dtype;
 pub use error::{Error, Result, Status};

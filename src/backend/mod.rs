@@ -16,7 +16,7 @@ pub use scalar::{Dtype, Scalar};
 use crate::error::Result;
 
 /// n-sized storage and arithmetic. All k-sized inputs and outputs are host `f64` slices.
-pub trait Backend: Send {
+pub trait Backend: Send + Clone {
     /// Element type of every n-sized buffer (the optimizer's dtype).
     type Elem: Scalar;
     /// An owned n-vector.
@@ -36,6 +36,13 @@ pub trait Backend: Send {
 
     /// A zero n×cols matrix, or `LRE_ERR_OUT_OF_MEMORY`.
     fn matrix(&self, cols: usize) -> Result<Self::Matrix>;
+
+    /// Number of columns of a matrix.
+    fn matrix_columns(&self, m: &Self::Matrix) -> usize;
+
+    /// Adds zero columns so `m` has `cols` (existing columns are kept), or
+    /// `LRE_ERR_OUT_OF_MEMORY` with `m` unchanged.
+    fn grow_matrix(&self, m: &mut Self::Matrix, cols: usize) -> Result<()>;
 
     /// Bytes held by one matrix with `cols` columns (for memory reports).
     fn matrix_bytes(&self, cols: usize) -> usize {
@@ -66,4 +73,16 @@ pub trait Backend: Send {
 
     /// y ← y + w for a host f64 vector w of length n.
     fn add_host(&self, y: Self::InOut<'_>, w: &[f64]);
+
+    /// out ← x exactly, on the host (for saving state).
+    fn vector_to_host(&self, x: &Self::Vector, out: &mut [Self::Elem]);
+
+    /// x ← data exactly (for loading state).
+    fn vector_from_host(&self, data: &[Self::Elem], x: &mut Self::Vector);
+
+    /// out ← M[:, col] exactly, on the host (for saving state).
+    fn column_to_host(&self, m: &Self::Matrix, col: usize, out: &mut [Self::Elem]);
+
+    /// M[:, col] ← data exactly (for loading state).
+    fn column_from_host(&self, data: &[Self::Elem], m: &mut Self::Matrix, col: usize);
 }

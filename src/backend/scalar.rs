@@ -19,7 +19,9 @@ impl fmt::Display for Dtype {
 }
 
 /// f32 or f64, converted to and from f64 for accumulation.
-pub trait Scalar: Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static {
+pub trait Scalar:
+    Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static + crate::state::Element
+{
     const DTYPE: Dtype;
     fn to_f64(self) -> f64;
     fn from_f64(x: f64) -> Self;

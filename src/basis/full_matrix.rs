@@ -5,10 +5,11 @@
 use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
 use crate::linalg::{
     Regularization, mat_t_vec, mat_vec, mul_tn, regularize_eigen, symmetric_eigen,
 };
+use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
 
 /// Largest n accepted: one update costs ~9n³ flops (≈1e10 at n = 1024).
@@ -135,5 +136,33 @@ impl<B: Backend> Basis<B> for FullMatrix {
     fn state_bytes(&self, _be: &B) -> usize {
         let n = self.accumulator.nrows();
         n * n * 8
+    }
+
+    fn save(&self, _be: &B, enc: &mut Encoder<'_>) {
+        put_matrix(enc, "accumulator", &self.accumulator);
+        if let Some((vectors, values)) = &self.basis {
+            put_matrix(enc, "vectors", vectors);
+            enc.put("values", &[values.len()], values);
+        }
+    }
+
+    fn load(&mut self, _be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        let n = self.accumulator.nrows();
+        self.accumulator = get_matrix(dec, "accumulator", Some(n))?;
+        self.basis = match dec.has("vectors") {
+            true => {
+                let vectors = get_matrix(dec, "vectors", None)?;
+                let values = dec.get_shaped::<f64>("values", &[vectors.ncols()])?;
+                if vectors.nrows() != n {
+                    return Err(Error::new(
+                        Status::LRE_ERR_STATE,
+                        "full_matrix: basis vectors have the wrong length",
+                    ));
+                }
+                Some((vectors, values))
+            }
+            false => None,
+        };
+        Ok(())
     }
 }

@@ -9,10 +9,11 @@
 use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
 use crate::linalg::{
     Regularization, mat_t_vec, mat_vec, mul, mul_tn, regularize_eigen, symmetric_eigen,
 };
+use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
 use std::collections::VecDeque;
 
@@ -48,7 +49,7 @@ impl<B: Backend> Ggt<B> {
         // A rank above n only adds round-off directions (ALGORITHM.md §7 item 19).
         let truncate = c.opt_usize("truncate").unwrap_or(usize::MAX).min(be.ndim());
         Ok(Ggt {
-            window: be.matrix(capacity)?,
+            window: be.matrix(0)?,
             capacity,
             slots: VecDeque::with_capacity(capacity),
             gram: Mat::zeros(0, 0),
@@ -65,6 +66,16 @@ impl<B: Backend> Ggt<B> {
             cached: Vec::new(),
             cache_offset: 0,
         })
+    }
+
+    /// Grows the window (doubling, up to history_size) so it holds at least `columns`.
+    fn reserve(&mut self, be: &B, columns: usize) -> Result<()> {
+        let have = be.matrix_columns(&self.window);
+        let needed = columns.min(self.capacity);
+        if have < needed {
+            be.grow_matrix(&mut self.window, needed.max(2 * have).min(self.capacity))?;
+        }
+        Ok(())
     }
 
     /// Eigenbasis of a window Gram matrix, or why there is none.
@@ -93,7 +104,17 @@ impl<B: Backend> Ggt<B> {
     }
 }
 
+fn state_error(message: impl Into<String>) -> Error {
+    Error::new(Status::LRE_ERR_STATE, message)
+}
+
 impl<B: Backend> Basis<B> for Ggt<B> {
+    /// The window grows as it fills, so memory follows what is used (and a loaded state can
+    /// only allocate what it contains).
+    fn prepare(&mut self, be: &B, new_columns: usize) -> Result<()> {
+        self.reserve(be, self.slots.len() + new_columns)
+    }
+
     fn update(&mut self, be: &B, correction: &Correction<'_, B::Vector>) -> Result<Outcome> {
         if correction.z.is_some() || correction.alpha.iter().any(|&a| a != 1.0) {
             return Err(Error::unsupported(
@@ -105,6 +126,8 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         let skip = correction.columns.len().saturating_sub(self.capacity);
         let new = &correction.columns[skip..];
         let c = new.len();
+        // A no-op when the optimizer called `prepare`; direct callers get the same guarantee.
+        self.reserve(be, self.slots.len() + c)?;
         let old: Vec<usize> = self.slots.iter().copied().collect();
         let m_old = old.len();
 
@@ -164,7 +187,7 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         });
 
         // Commit: reuse fresh physical columns first, then the dropped ones.
-        let mut free: Vec<usize> = (m_old..self.capacity).collect();
+        let mut free: Vec<usize> = (m_old..be.matrix_columns(&self.window)).collect();
         free.extend(self.slots.drain(..drop));
         for (y, slot) in new.iter().zip(free) {
             be.set_column(&mut self.window, slot, y);
@@ -225,6 +248,59 @@ impl<B: Backend> Basis<B> for Ggt<B> {
     }
 
     fn state_bytes(&self, be: &B) -> usize {
-        be.matrix_bytes(self.capacity)
+        be.matrix_bytes(be.matrix_columns(&self.window))
+    }
+
+    /// The window in logical order (oldest first), its Gram matrix and the current basis.
+    /// Physical slots and cached products are not state.
+    fn save(&self, be: &B, enc: &mut Encoder<'_>) {
+        enc.put_rows::<B::Elem>("window", self.slots.len(), be.ndim(), |i, out| {
+            be.column_to_host(&self.window, self.slots[i], out)
+        });
+        put_matrix(enc, "gram", &self.gram);
+        if let Some(current) = &self.current {
+            put_matrix(enc, "coeffs", &current.coeffs);
+            enc.put(
+                "eigenvalues",
+                &[current.eigenvalues.len()],
+                &current.eigenvalues,
+            );
+        }
+    }
+
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        let m = dec.shape("window").map_or(0, |shape| shape[0]);
+        if m > self.capacity {
+            return Err(state_error(format!(
+                "ggt: the state's window has {m} columns; history_size is {}",
+                self.capacity
+            )));
+        }
+        self.reserve(be, m)?;
+        let window = &mut self.window;
+        dec.get_rows::<B::Elem>("window", be.ndim(), |i, data| {
+            be.column_from_host(data, window, i)
+        })?;
+        let gram = get_matrix(dec, "gram", Some(m))?;
+        if gram.ncols() != m {
+            return Err(state_error(
+                "ggt: the Gram matrix does not match the window",
+            ));
+        }
+        self.current = if dec.has("coeffs") {
+            let coeffs = get_matrix(dec, "coeffs", Some(m))?;
+            let eigenvalues = dec.get_shaped::<f64>("eigenvalues", &[coeffs.ncols()])?;
+            Some(Current {
+                coeffs,
+                eigenvalues,
+            })
+        } else {
+            None
+        };
+        self.slots = (0..m).collect();
+        self.gram = gram;
+        self.cached.clear();
+        self.cache_offset = 0;
+        Ok(())
     }
 }

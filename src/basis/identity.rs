@@ -5,6 +5,7 @@
 use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
 use crate::error::Result;
+use crate::state::{Decoder, Encoder};
 
 pub struct Identity {
     n: usize,
@@ -58,5 +59,14 @@ impl<B: Backend> Basis<B> for Identity {
 
     fn state_bytes(&self, _be: &B) -> usize {
         0
+    }
+
+    fn save(&self, _be: &B, enc: &mut Encoder<'_>) {
+        enc.put_u64("started", u64::from(self.started));
+    }
+
+    fn load(&mut self, _be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        self.started = dec.get_u64("started")? != 0;
+        Ok(())
     }
 }

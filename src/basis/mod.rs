@@ -13,6 +13,7 @@ use crate::component::{
     Component, ComponentSpec, Family, Range, boolean, float, int, opt_float, opt_int, word,
 };
 use crate::error::Result;
+use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 /// A low-rank correction Y·diag(α)·Zᵀ (Z absent: symmetric Y·diag(α)·Yᵀ), columns oldest first.
@@ -51,6 +52,12 @@ pub enum Source<'a, V> {
 
 /// A basis over backend `B`.
 pub trait Basis<B: Backend>: Send {
+    /// Reserves what an update with `new_columns` correction columns needs, before the step
+    /// changes anything (so running out of memory changes nothing).
+    fn prepare(&mut self, _be: &B, _new_columns: usize) -> Result<()> {
+        Ok(())
+    }
+
     /// Absorbs a correction. Errors are refusals of the input (nothing changed); a numerical
     /// failure is `Outcome::Unchanged` with the previous basis kept.
     fn update(&mut self, be: &B, correction: &Correction<'_, B::Vector>) -> Result<Outcome>;
@@ -73,6 +80,12 @@ pub trait Basis<B: Backend>: Send {
 
     /// Bytes of n-sized state held (for memory reports).
     fn state_bytes(&self, be: &B) -> usize;
+
+    /// Writes the basis's state.
+    fn save(&self, be: &B, enc: &mut Encoder<'_>);
+
+    /// Reads the state written by `save` (into a freshly built basis).
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()>;
 }
 
 /// Creates the basis `c` for n-vectors on backend `be`.

@@ -5,25 +5,49 @@ use super::Curvature;
 use crate::backend::Backend;
 use crate::basis::Correction;
 use crate::error::Result;
+use crate::state::{Decoder, Encoder};
 
 pub struct Covariance<B: Backend> {
     /// Copies of the gradients of non-update steps since the last correction (first `pending`
-    /// entries). update_freq − 1 buffers, allocated up front so a step never allocates.
+    /// entries); grows to update_freq − 1 buffers, which are then reused.
     pool: Vec<B::Vector>,
     pending: usize,
 }
 
 impl<B: Backend> Covariance<B> {
-    pub fn new(be: &B, update_freq: u64) -> Result<Self> {
-        let held = usize::try_from(update_freq.saturating_sub(1)).unwrap_or(usize::MAX);
-        let pool = (0..held).map(|_| be.vector()).collect::<Result<Vec<_>>>()?;
-        Ok(Covariance { pool, pending: 0 })
+    pub fn new() -> Self {
+        Covariance {
+            pool: Vec::new(),
+            pending: 0,
+        }
+    }
+
+    /// Grows the pool to hold `count` gradients.
+    fn reserve(&mut self, be: &B, count: usize) -> Result<()> {
+        while self.pool.len() < count {
+            self.pool.push(be.vector()?);
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> Default for Covariance<B> {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl<B: Backend> Curvature<B> for Covariance<B> {
     fn num_probes(&self) -> usize {
         0
+    }
+
+    fn prepare(&mut self, be: &B, update: bool) -> Result<usize> {
+        if update {
+            return Ok(self.pending + 1);
+        }
+        self.reserve(be, self.pending + 1)?;
+        Ok(0)
     }
 
     fn observe<'a>(
@@ -49,5 +73,23 @@ impl<B: Backend> Curvature<B> for Covariance<B> {
 
     fn state_bytes(&self, be: &B) -> usize {
         self.pool.len() * be.matrix_bytes(1)
+    }
+
+    /// The gradients held since the last correction, oldest first.
+    fn save(&self, be: &B, enc: &mut Encoder<'_>) {
+        enc.put_rows::<B::Elem>("pending", self.pending, be.ndim(), |i, out| {
+            be.vector_to_host(&self.pool[i], out)
+        });
+    }
+
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        let held = dec.shape("pending").map_or(0, |shape| shape[0]);
+        self.reserve(be, held)?;
+        let pool = &mut self.pool;
+        dec.get_rows::<B::Elem>("pending", be.ndim(), |i, data| {
+            be.vector_from_host(data, &mut pool[i])
+        })?;
+        self.pending = held;
+        Ok(())
     }
 }

@@ -7,11 +7,16 @@ use crate::backend::Backend;
 use crate::basis::Correction;
 use crate::component::{Component, ComponentSpec, Family, Range, boolean, float, int, word};
 use crate::error::Result;
+use crate::state::{Decoder, Encoder};
 
 /// A curvature over backend `B`.
 pub trait Curvature<B: Backend>: Send {
     /// Hessian-vector products needed on an update step (0 for gradient-only curvatures).
     fn num_probes(&self) -> usize;
+
+    /// Reserves what this step needs before anything changes (so running out of memory changes
+    /// nothing); returns the number of correction columns the step will produce.
+    fn prepare(&mut self, be: &B, update: bool) -> Result<usize>;
 
     /// Sees this step's validated gradient `g`. On update steps returns the correction to give to
     /// the basis (columns oldest first); `None` when there is nothing to add.
@@ -24,17 +29,18 @@ pub trait Curvature<B: Backend>: Send {
 
     /// Bytes of n-sized state held (for memory reports).
     fn state_bytes(&self, be: &B) -> usize;
+
+    /// Writes the curvature's state.
+    fn save(&self, be: &B, enc: &mut Encoder<'_>);
+
+    /// Reads the state written by `save` (into a freshly built curvature).
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()>;
 }
 
-/// Creates the curvature `c` on backend `be`; `update_freq` is the optimizer's (a curvature may
-/// hold the gradients of the steps between updates).
-pub fn build<B: Backend + 'static>(
-    c: &Component,
-    update_freq: u64,
-    be: &B,
-) -> Result<Box<dyn Curvature<B>>> {
+/// Creates the curvature `c`.
+pub fn build<B: Backend + 'static>(c: &Component) -> Result<Box<dyn Curvature<B>>> {
     match c.name() {
-        "covariance" => Ok(Box::new(covariance::Covariance::new(be, update_freq)?)),
+        "covariance" => Ok(Box::new(covariance::Covariance::<B>::new())),
         other => Err(FAMILY.unsupported(other)),
     }
 }

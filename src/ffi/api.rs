@@ -10,6 +10,7 @@ use crate::error::{Error, Result, Status};
 use crate::optimizer::CpuOptimizer;
 use crate::spec::{Config, parse_component};
 use std::ffi::{c_char, c_void};
+use std::path::Path;
 
 /// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
 /// and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
@@ -306,6 +307,136 @@ pub unsafe extern "C" fn lre_optimizer_eigenvalues(
         let values = with_optimizer!(&opt.inner, o => o.eigenvalues()?.to_vec());
         // SAFETY: `buf` is NULL or valid for `cap` doubles; `len` was checked by `out`.
         unsafe { copy_out(&values, buf, cap, len, "values") }
+    })
+}
+
+/// Writes the optimizer's complete state (docs/state-format.md) into `buf` and its size into
+/// `*len`. With `buf == NULL` only `*len` is written (a size query); a `cap` smaller than the
+/// size returns `LRE_ERR_BUFFER_TOO_SMALL` and writes nothing.
+///
+/// # Safety
+/// `opt` is a live optimizer; `buf` is NULL or valid for `cap` bytes; `len` is valid to write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_state_save(
+    opt: *const LreOptimizer,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+) -> Status {
+    guard(|| {
+        let len = out(len, "len")?;
+        // SAFETY: the caller passes a live optimizer.
+        let opt = unsafe { optimizer(opt, "opt") }?;
+        let size = with_optimizer!(&opt.inner, o => o.state_size());
+        let size = usize::try_from(size)
+            .map_err(|_| Error::invalid("the state does not fit in memory"))?;
+        if !buf.is_null() {
+            if cap < size {
+                return Err(Error::new(
+                    Status::LRE_ERR_BUFFER_TOO_SMALL,
+                    format!("the buffer holds {cap} bytes; the state needs {size}"),
+                ));
+            }
+            // SAFETY: `buf` is valid for `cap` >= size bytes (caller contract, checked size).
+            let mut dst = unsafe { pointers::slice_mut(buf, size, "buf") }?;
+            with_optimizer!(&opt.inner, o => o.save_state(&mut dst)).map_err(|e| {
+                Error::new(
+                    Status::LRE_ERR_STATE,
+                    format!("writing the state failed: {e}"),
+                )
+            })?;
+        }
+        // SAFETY: `len` was checked by `out`.
+        unsafe { pointers::write(len, size) };
+        Ok(())
+    })
+}
+
+/// Replaces the optimizer's state with a blob from `lre_optimizer_state_save`. The blob must
+/// come from an optimizer with the same spec (lr and threads aside), ndim and dtype, else
+/// `LRE_ERR_STATE` says what differs; lr is restored from the blob. On error nothing changes.
+///
+/// # Safety
+/// `opt` is a live optimizer; `buf` is NULL or valid for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_state_load(
+    opt: *mut LreOptimizer,
+    buf: *const u8,
+    len: usize,
+) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
+        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: caller contract: `buf` is NULL or valid for `len` bytes.
+        let bytes = unsafe { pointers::slice(buf, len, "buf") }?;
+        with_optimizer!(&mut opt.inner, o => o.load_state(bytes))
+    })
+}
+
+/// Creates an optimizer — spec, ndim and dtype included — from a saved state and writes it to
+/// `*out`. The caller owns it and must call `lre_optimizer_free`.
+///
+/// # Safety
+/// `buf` is NULL or valid for `len` bytes; `out` is valid to write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_from_state(
+    buf: *const u8,
+    len: usize,
+    out_opt: *mut *mut LreOptimizer,
+) -> Status {
+    guard(|| {
+        let out_opt = out(out_opt, "out")?;
+        // SAFETY: caller contract: `buf` is NULL or valid for `len` bytes.
+        let bytes = unsafe { pointers::slice(buf, len, "buf") }?;
+        let inner = handle_from_state(bytes)?;
+        let raw = Box::into_raw(Box::new(LreOptimizer { inner }));
+        // SAFETY: `out_opt` was checked non-NULL and aligned by `out`.
+        unsafe { pointers::write(out_opt, raw) };
+        Ok(())
+    })
+}
+
+fn handle_from_state(bytes: &[u8]) -> Result<Handle> {
+    Ok(match crate::state::header_dtype(bytes)? {
+        Dtype::F32 => Handle::F32(CpuOptimizer::from_state(bytes)?),
+        Dtype::F64 => Handle::F64(CpuOptimizer::from_state(bytes)?),
+    })
+}
+
+/// Saves the state to a file atomically: a temporary file in the same folder is written,
+/// flushed and renamed over `path`, so a crash mid-save leaves the previous checkpoint intact.
+///
+/// # Safety
+/// `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_save_file(
+    opt: *const LreOptimizer,
+    path: *const c_char,
+) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer.
+        let opt = unsafe { optimizer(opt, "opt") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let path = unsafe { pointers::text(path, "path") }?;
+        with_optimizer!(&opt.inner, o => o.save_file(Path::new(path)))
+    })
+}
+
+/// Loads a state file written by `lre_optimizer_save_file` (as `lre_optimizer_state_load`).
+///
+/// # Safety
+/// `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_load_file(
+    opt: *mut LreOptimizer,
+    path: *const c_char,
+) -> Status {
+    guard(|| {
+        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
+        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes NULL or a NUL-terminated string.
+        let path = unsafe { pointers::text(path, "path") }?;
+        with_optimizer!(&mut opt.inner, o => o.load_file(Path::new(path)))
     })
 }
 

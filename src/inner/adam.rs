@@ -7,7 +7,9 @@
 use super::reproject::{first_moment, second_moment};
 use super::{Context, Inner};
 use crate::component::Component;
+use crate::error::Result;
 use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +65,33 @@ impl Inner for Adam {
             };
             u[i] = (s.m[i] / bias1) / ((v / bias2).sqrt() + self.eps);
         }
+    }
+
+    fn save(&self, enc: &mut Encoder<'_>) {
+        if let Some(s) = &self.state {
+            enc.put_u64("t", s.t);
+            enc.put("m", &[s.m.len()], &s.m);
+            enc.put("v", &[s.v.len()], &s.v);
+            if let Some(v_max) = &s.v_max {
+                enc.put("v_max", &[v_max.len()], v_max);
+            }
+        }
+    }
+
+    fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+        if !dec.has("t") {
+            self.state = None;
+            return Ok(());
+        }
+        let t = dec.get_u64("t")?;
+        let (m, shape) = dec.get::<f64>("m")?;
+        let v = dec.get_shaped::<f64>("v", &shape)?;
+        let v_max = match self.amsgrad_beta {
+            Some(_) => Some(dec.get_shaped::<f64>("v_max", &shape)?),
+            None => None,
+        };
+        self.state = Some(AdamState { m, v, v_max, t });
+        Ok(())
     }
 
     fn reproject(&mut self, c: &Mat<f64>, _rng: &mut Rng) {

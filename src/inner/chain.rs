@@ -2,7 +2,9 @@
 //! reprojected into every member with the same C, computed once (§7 item 22).
 
 use super::{Context, Inner};
+use crate::error::Result;
 use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 #[derive(Default)]
@@ -38,6 +40,26 @@ impl Chain {
         for member in &mut self.members {
             member.reproject(c, rng);
         }
+    }
+
+    /// Writes every member's state under `chain/<index>/`.
+    pub fn save(&self, enc: &mut Encoder<'_>) {
+        for (i, member) in self.members.iter().enumerate() {
+            enc.push(&format!("chain/{i}"));
+            member.save(enc);
+            enc.pop();
+        }
+    }
+
+    /// Reads what `save` wrote.
+    pub fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+        for (i, member) in self.members.iter_mut().enumerate() {
+            dec.push(&format!("chain/{i}"));
+            let loaded = member.load(dec);
+            dec.pop();
+            loaded?;
+        }
+        Ok(())
     }
 
     /// Whether any member needs the basis's eigenvalues.

@@ -9,7 +9,9 @@
 use super::reproject::{first_moment, norm};
 use super::{Context, Inner};
 use crate::component::Component;
+use crate::error::Result;
 use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 /// Twice the smallest positive normal f64: the reference's "safe floor".
@@ -67,6 +69,29 @@ impl Inner for ClipNormByEma {
         };
         *ema = next;
         u.iter_mut().for_each(|x| *x /= d);
+    }
+
+    fn save(&self, enc: &mut Encoder<'_>) {
+        if let Some(e) = &self.ema {
+            enc.put("ema", &[e.len()], e);
+        }
+        if let Some(p) = self.previous_norm {
+            enc.put("previous_norm", &[], &[p]);
+        }
+    }
+
+    fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+        self.ema = if dec.has("ema") {
+            Some(dec.get::<f64>("ema")?.0)
+        } else {
+            None
+        };
+        self.previous_norm = if dec.has("previous_norm") {
+            Some(dec.get_shaped::<f64>("previous_norm", &[])?[0])
+        } else {
+            None
+        };
+        Ok(())
     }
 
     fn reproject(&mut self, c: &Mat<f64>, rng: &mut Rng) {

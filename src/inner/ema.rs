@@ -4,7 +4,9 @@
 use super::reproject::first_moment;
 use super::{Context, Inner};
 use crate::component::Component;
+use crate::error::Result;
 use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 pub struct Ema {
@@ -28,6 +30,21 @@ impl Inner for Ema {
             *ei = self.beta * *ei + (1.0 - self.beta) * *ui;
             *ui = *ei;
         }
+    }
+
+    fn save(&self, enc: &mut Encoder<'_>) {
+        if let Some(e) = &self.state {
+            enc.put("e", &[e.len()], e);
+        }
+    }
+
+    fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+        self.state = if dec.has("e") {
+            Some(dec.get::<f64>("e")?.0)
+        } else {
+            None
+        };
+        Ok(())
     }
 
     fn reproject(&mut self, c: &Mat<f64>, _rng: &mut Rng) {

@@ -17,6 +17,7 @@ use crate::component::{
 };
 use crate::error::Result;
 use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 /// What an inner optimizer sees besides the update it transforms.
@@ -39,6 +40,14 @@ pub trait Inner: Send {
     /// Whether this member divides by the basis's eigenvalues.
     fn needs_eigenvalues(&self) -> bool {
         false
+    }
+
+    /// Writes this member's state (stateless members write nothing).
+    fn save(&self, _enc: &mut Encoder<'_>) {}
+
+    /// Reads the state written by `save` (into a freshly built member).
+    fn load(&mut self, _dec: &mut Decoder<'_>) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -146,6 +146,24 @@ impl<T: Scalar> Backend for Cpu<T> {
         })
     }
 
+    fn matrix_columns(&self, m: &HostMatrix<T>) -> usize {
+        m.data.len().checked_div(self.n).unwrap_or(0)
+    }
+
+    fn grow_matrix(&self, m: &mut HostMatrix<T>, cols: usize) -> Result<()> {
+        let len = self
+            .n
+            .checked_mul(cols)
+            .ok_or_else(|| too_big(usize::MAX))?;
+        if len > m.data.len() {
+            m.data
+                .try_reserve_exact(len - m.data.len())
+                .map_err(|_| too_big(len))?;
+            m.data.resize(len, T::default());
+        }
+        Ok(())
+    }
+
     fn load_checked(&self, src: &[T], dst: &mut Vec<T>) -> Result<(), usize> {
         assert_eq!(src.len(), self.n, "load_checked: length");
         let sentinels = self.map_rows(&NonFiniteSentinel { x: src });
@@ -208,5 +226,21 @@ impl<T: Scalar> Backend for Cpu<T> {
         for (yi, wi) in y.iter_mut().zip(w) {
             *yi = T::from_f64(yi.to_f64() + wi);
         }
+    }
+
+    fn vector_to_host(&self, x: &Vec<T>, out: &mut [T]) {
+        out.copy_from_slice(x);
+    }
+
+    fn vector_from_host(&self, data: &[T], x: &mut Vec<T>) {
+        x.copy_from_slice(data);
+    }
+
+    fn column_to_host(&self, m: &HostMatrix<T>, col: usize, out: &mut [T]) {
+        out.copy_from_slice(m.column(col));
+    }
+
+    fn column_from_host(&self, data: &[T], m: &mut HostMatrix<T>, col: usize) {
+        m.data[col * self.n..(col + 1) * self.n].copy_from_slice(data);
     }
 }

@@ -1,0 +1,129 @@
+//! Writing a state blob to any `io::Write`, streaming (n-sized buffers go out a column at a
+//! time), with the CRC-32 computed on the way.
+
+use super::{Element, FORMAT_VERSION, MAGIC};
+use crate::backend::Dtype;
+use std::io::{self, Write};
+
+/// Writes the header and named buffers; `finish` appends the checksum.
+pub struct Encoder<'w> {
+    out: &'w mut dyn Write,
+    crc: crc32fast::Hasher,
+    written: u64,
+    prefix: Vec<String>,
+    error: Option<io::Error>,
+    scratch: Vec<u8>,
+}
+
+impl<'w> Encoder<'w> {
+    /// Starts a blob: magic, format version, library version, spec, n, dtype.
+    pub fn new(out: &'w mut dyn Write, spec: &str, n: usize, dtype: Dtype) -> Self {
+        let mut enc = Encoder {
+            out,
+            crc: crc32fast::Hasher::new(),
+            written: 0,
+            prefix: Vec::new(),
+            error: None,
+            scratch: Vec::new(),
+        };
+        enc.raw(MAGIC);
+        enc.raw(&FORMAT_VERSION.to_le_bytes());
+        enc.string(crate::VERSION);
+        enc.string(spec);
+        enc.raw(&(n as u64).to_le_bytes());
+        enc.raw(&[match dtype {
+            Dtype::F32 => 1,
+            Dtype::F64 => 2,
+        }]);
+        enc
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        self.crc.update(bytes);
+        self.written += bytes.len() as u64;
+        if let Err(e) = self.out.write_all(bytes) {
+            self.error = Some(e);
+        }
+    }
+
+    fn string(&mut self, s: &str) {
+        self.raw(&(s.len() as u32).to_le_bytes());
+        self.raw(s.as_bytes());
+    }
+
+    /// Names written from now on start with `prefix/`.
+    pub fn push(&mut self, prefix: &str) {
+        self.prefix.push(prefix.to_string());
+    }
+
+    pub fn pop(&mut self) {
+        self.prefix.pop();
+    }
+
+    fn header<E: Element>(&mut self, name: &str, shape: &[usize]) {
+        let mut full = self.prefix.join("/");
+        if !full.is_empty() {
+            full.push('/');
+        }
+        full.push_str(name);
+        self.raw(&[super::TAG_BUFFER]);
+        self.string(&full);
+        self.raw(&[E::TYPE as u8, shape.len() as u8]);
+        for &d in shape {
+            self.raw(&(d as u64).to_le_bytes());
+        }
+    }
+
+    fn data<E: Element>(&mut self, data: &[E]) {
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        for &x in data {
+            x.write_le(&mut bytes);
+        }
+        self.raw(&bytes);
+        self.scratch = bytes;
+    }
+
+    /// A buffer of the given shape (row-major) and data.
+    pub fn put<E: Element>(&mut self, name: &str, shape: &[usize], data: &[E]) {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len(), "{name}: shape");
+        self.header::<E>(name, shape);
+        self.data(data);
+    }
+
+    /// A scalar u64.
+    pub fn put_u64(&mut self, name: &str, value: u64) {
+        self.put(name, &[], &[value]);
+    }
+
+    /// A `rows × cols` buffer written one row at a time by `row(i, out)` (for n-sized columns
+    /// that live on a device: only one row is on the host at once).
+    pub fn put_rows<E: Element>(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        mut row: impl FnMut(usize, &mut [E]),
+    ) {
+        self.header::<E>(name, &[rows, cols]);
+        let mut buffer = vec![E::default(); cols];
+        for i in 0..rows {
+            row(i, &mut buffer);
+            self.data(&buffer);
+        }
+    }
+
+    /// Appends the end tag and the checksum; returns the blob's length.
+    pub fn finish(mut self) -> io::Result<u64> {
+        self.raw(&[super::TAG_END]);
+        let crc = self.crc.clone().finalize();
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.write_all(&crc.to_le_bytes())?;
+        Ok(self.written + 4)
+    }
+}

@@ -1,0 +1,132 @@
+//! The versioned, self-describing, checksummed state format (docs/state-format.md).
+//!
+//! A blob is: magic, format version, library version, canonical spec, n, dtype, a list of named
+//! buffers (element type, shape, little-endian data), and a CRC-32 of everything before it.
+//! Components write and read their own buffers through [`Encoder`] and [`Decoder`] under a
+//! name prefix ("basis/", "chain/0/", …); the optimizer adds its own.
+
+mod decoder;
+mod encoder;
+pub mod file;
+
+pub use decoder::{Decoder, header_dtype};
+pub use encoder::Encoder;
+
+/// First bytes of every state blob.
+pub const MAGIC: &[u8; 8] = b"LRESTATE";
+
+/// The format version this library writes. Every version it ever wrote stays readable.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Writes a small f64 matrix as a `[cols, rows]` buffer (column-major data).
+pub fn put_matrix(enc: &mut Encoder<'_>, name: &str, m: &faer::Mat<f64>) {
+    let data: Vec<f64> = (0..m.ncols())
+        .flat_map(|j| m.col(j).iter().copied().collect::<Vec<_>>())
+        .collect();
+    enc.put(name, &[m.ncols(), m.nrows()], &data);
+}
+
+/// Reads what `put_matrix` wrote; `rows`, if given, must match.
+pub fn get_matrix(
+    dec: &mut Decoder<'_>,
+    name: &str,
+    rows: Option<usize>,
+) -> crate::error::Result<faer::Mat<f64>> {
+    let (data, shape) = dec.get::<f64>(name)?;
+    let (cols, nrows) = match shape[..] {
+        [c, r] if rows.is_none_or(|want| want == r) => (c, r),
+        _ => {
+            return Err(crate::error::Error::new(
+                crate::error::Status::LRE_ERR_STATE,
+                format!(
+                    "buffer {name} has shape {shape:?}, expected [cols, {}]",
+                    rows.map_or("rows".into(), |r| r.to_string())
+                ),
+            ));
+        }
+    };
+    Ok(faer::Mat::from_fn(nrows, cols, |i, j| data[j * nrows + i]))
+}
+
+/// Tag before each buffer, and after the last one.
+pub const TAG_BUFFER: u8 = 1;
+pub const TAG_END: u8 = 0;
+
+/// Element types of stored buffers (their codes are part of the format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemType {
+    F32 = 1,
+    F64 = 2,
+    U64 = 3,
+}
+
+impl ElemType {
+    pub fn from_code(code: u8) -> Option<ElemType> {
+        match code {
+            1 => Some(ElemType::F32),
+            2 => Some(ElemType::F64),
+            3 => Some(ElemType::U64),
+            _ => None,
+        }
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::U64 | ElemType::F64 => 8,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ElemType::F32 => "f32",
+            ElemType::F64 => "f64",
+            ElemType::U64 => "u64",
+        }
+    }
+}
+
+/// The element type of n-sized buffers of dtype `T`.
+pub fn elem_type_of<T: crate::backend::Scalar>() -> ElemType {
+    match T::DTYPE {
+        crate::backend::Dtype::F32 => ElemType::F32,
+        crate::backend::Dtype::F64 => ElemType::F64,
+    }
+}
+
+/// Little-endian bytes of a scalar (f32, f64 or u64), for the encoder.
+pub trait Element: Copy + Default {
+    const TYPE: ElemType;
+    fn write_le(self, out: &mut Vec<u8>);
+    fn read_le(bytes: &[u8]) -> Self;
+}
+
+impl Element for f32 {
+    const TYPE: ElemType = ElemType::F32;
+    fn write_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn read_le(bytes: &[u8]) -> Self {
+        f32::from_le_bytes(bytes.try_into().expect("4 bytes"))
+    }
+}
+
+impl Element for f64 {
+    const TYPE: ElemType = ElemType::F64;
+    fn write_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn read_le(bytes: &[u8]) -> Self {
+        f64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    }
+}
+
+impl Element for u64 {
+    const TYPE: ElemType = ElemType::U64;
+    fn write_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn read_le(bytes: &[u8]) -> Self {
+        u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+    }
+}
