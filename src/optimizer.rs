@@ -4,7 +4,7 @@
 //! correction on update steps → the basis absorbs it and, if it changed, hands C = Q_newᵀQ_old to
 //! the whole chain → project ĝ = Qᵀg → the chain transforms ĝ into û → x ← x − lr·Q·û.
 
-use crate::backend::{Backend, Cpu, Scalar};
+use crate::backend::{Backend, Cpu, InputError, Scalar};
 use crate::basis::{self, Basis, Outcome, Source};
 use crate::component::Component;
 use crate::curvature::{self, Curvature};
@@ -383,10 +383,16 @@ impl<B: Backend + 'static> Optimizer<B> {
             Some(buffer) => buffer,
             empty => empty.insert(self.backend.vector()?),
         };
-        self.backend.load_checked(grad, staged).map_err(|index| {
+        self.backend.load_checked(grad, staged).map_err(|e| {
+            let what = match e {
+                InputError::NonFinite { index } => {
+                    format!("grad[{index}] is not finite (NaN or Inf)")
+                }
+                InputError::TooLarge => "grad is too large: ‖grad‖² overflows f64".to_string(),
+            };
             Error::new(
                 Status::LRE_ERR_NUMERICAL,
-                format!("grad[{index}] is not finite (NaN or Inf); step skipped"),
+                format!("{what}; step skipped, nothing changed"),
             )
         })?;
         let t = self.step;

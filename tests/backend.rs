@@ -5,7 +5,7 @@
 mod common;
 use common::Xorshift;
 
-use lre::backend::{Backend, Cpu, Scalar};
+use lre::backend::{Backend, Cpu, InputError, Scalar};
 
 fn check<T: Scalar>(n: usize, threads: usize, cols: usize) {
     let be = Cpu::<T>::new(n, threads);
@@ -102,7 +102,7 @@ fn check<T: Scalar>(n: usize, threads: usize, cols: usize) {
         }
         assert_eq!(
             be.load_checked(&src, &mut x),
-            Err(bad),
+            Err(InputError::NonFinite { index: bad }),
             "non-finite at {bad}"
         );
     }

@@ -305,3 +305,47 @@ fn multi_column_corrections_larger_than_the_window_keep_the_newest() {
         );
     }
 }
+
+#[test]
+fn a_failed_eigendecomposition_keeps_the_window_and_the_basis() {
+    // A non-finite column (the optimizer refuses such gradients; a direct caller may not)
+    // makes the Gram matrix non-finite: the update fails, the window, Gram matrix and basis
+    // stay as they were, and the products with the old window still serve projection.
+    let be = Cpu::<f64>::new(N, 1);
+    let mut basis = Ggt::new(&ggt("history_size=3"), &be).unwrap();
+    let mut twin = Ggt::new(&ggt("history_size=3"), &be).unwrap();
+    let mut rng = Xorshift(31);
+    let good: Vec<Vec<f64>> = (0..4).map(|_| rng.vector(N)).collect();
+    let update = |b: &mut Ggt<Cpu<f64>>, g: &Vec<f64>| {
+        let c = Correction {
+            columns: vec![g],
+            alpha: vec![1.0],
+            z: None,
+            gradient_column: Some(0),
+        };
+        b.update(&be, &c).unwrap()
+    };
+    for g in &good[..2] {
+        update(&mut basis, g);
+        update(&mut twin, g);
+    }
+    let eigenvalues = basis.eigenvalues().unwrap().to_vec();
+    let mut bad = rng.vector(N);
+    bad[3] = f64::INFINITY;
+    match update(&mut basis, &bad) {
+        Outcome::Unchanged { failure: Some(why) } => assert!(why.contains("non-finite"), "{why}"),
+        other => panic!("expected a failed update, got {other:?}"),
+    }
+    assert_eq!(basis.eigenvalues().unwrap(), eigenvalues.as_slice());
+    let (mut p, mut q) = (Vec::new(), Vec::new());
+    let v = rng.vector(N);
+    basis.project(&be, Source::Vector(&v), &mut p);
+    twin.project(&be, Source::Vector(&v), &mut q);
+    assert_eq!(p, q, "projection uses the kept basis");
+    // Later updates proceed as if the bad column had never been offered.
+    for g in &good[2..] {
+        update(&mut basis, g);
+        update(&mut twin, g);
+    }
+    assert_eq!(basis.eigenvalues(), twin.eigenvalues());
+}

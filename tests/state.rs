@@ -365,5 +365,8 @@ fn the_loader_survives_mutated_blobs() {
             ),
         }
     }
-    assert!(loaded > 0 && loaded < 100_000, "{loaded} of 100000 mutated blobs loaded");
+    assert!(
+        loaded > 0 && loaded < 100_000,
+        "{loaded} of 100000 mutated blobs loaded"
+    );
 }

@@ -15,6 +15,15 @@ pub use scalar::{Dtype, Scalar};
 
 use crate::error::Result;
 
+/// Why an input vector was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputError {
+    /// Entry `index` is NaN or ±Inf (the first such entry).
+    NonFinite { index: usize },
+    /// Every entry is finite but the sum of squares overflows f64.
+    TooLarge,
+}
+
 /// n-sized storage and arithmetic. All k-sized inputs and outputs are host `f64` slices.
 pub trait Backend: Send + Clone {
     /// Element type of every n-sized buffer (the optimizer's dtype).
@@ -49,9 +58,10 @@ pub trait Backend: Send + Clone {
         self.ndim() * cols * std::mem::size_of::<Self::Elem>()
     }
 
-    /// dst ← src, checking every entry. Returns the index of the first non-finite entry as the
-    /// error; `dst` is scratch space and may be partly written in that case.
-    fn load_checked(&self, src: Self::Input<'_>, dst: &mut Self::Vector) -> Result<(), usize>;
+    /// dst ← src, checking the input: every entry finite and ‖src‖² representable in f64 (so
+    /// Gram entries and second moments cannot overflow). On error `dst` is scratch and may be
+    /// partly written.
+    fn load_checked(&self, src: Self::Input<'_>, dst: &mut Self::Vector) -> Result<(), InputError>;
 
     /// dst ← src.
     fn copy(&self, src: &Self::Vector, dst: &mut Self::Vector);

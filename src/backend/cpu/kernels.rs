@@ -109,31 +109,6 @@ fn blocks(rows: &Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
         .map(|s| s..(s + BLOCK).min(rows.end))
 }
 
-/// Σ_i (x_i − x_i) over the rows: 0 when every entry is finite, NaN otherwise (one vectorized
-/// pass; IEEE arithmetic forbids folding x − x to 0).
-pub struct NonFiniteSentinel<'a, T> {
-    pub x: &'a [T],
-}
-
-impl<T: Scalar> RowKernel for NonFiniteSentinel<'_, T> {
-    type Out = f64;
-    #[inline(always)]
-    fn run(&self, rows: Range<usize>) -> f64 {
-        let mut acc = [0.0f64; 8];
-        let (x8, rest) = self.x[rows].as_chunks::<8>();
-        for x in x8 {
-            for i in 0..8 {
-                acc[i] += x[i].to_f64() - x[i].to_f64();
-            }
-        }
-        let mut tail = 0.0;
-        for x in rest {
-            tail += x.to_f64() - x.to_f64();
-        }
-        lanes_sum(&acc) + tail
-    }
-}
-
 /// ⟨x, y⟩ over the rows.
 pub struct Dot<'a, T> {
     pub x: &'a [T],

@@ -8,11 +8,9 @@
 
 mod kernels;
 
-use super::{Backend, Scalar};
+use super::{Backend, InputError, Scalar};
 use crate::error::{Error, Result, Status};
-use kernels::{
-    AddColumns, BLOCK, ColumnDots, Dot, NonFiniteSentinel, RowKernel, RowKernelMut, Rows, RowsMut,
-};
+use kernels::{AddColumns, BLOCK, ColumnDots, Dot, RowKernel, RowKernelMut, Rows, RowsMut};
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -164,11 +162,14 @@ impl<T: Scalar> Backend for Cpu<T> {
         Ok(())
     }
 
-    fn load_checked(&self, src: &[T], dst: &mut Vec<T>) -> Result<(), usize> {
+    fn load_checked(&self, src: &[T], dst: &mut Vec<T>) -> Result<(), InputError> {
         assert_eq!(src.len(), self.n, "load_checked: length");
-        let sentinels = self.map_rows(&NonFiniteSentinel { x: src });
-        if sentinels.iter().any(|s| *s != 0.0) {
-            return Err(src.iter().position(|x| !x.is_finite()).unwrap_or(0));
+        let squares: f64 = self.map_rows(&Dot { x: src, y: src }).into_iter().sum();
+        if !squares.is_finite() {
+            return Err(match src.iter().position(|x| !x.is_finite()) {
+                Some(index) => InputError::NonFinite { index },
+                None => InputError::TooLarge,
+            });
         }
         dst.copy_from_slice(src);
         Ok(())
