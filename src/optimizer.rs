@@ -165,7 +165,12 @@ impl<B: Backend + 'static> Optimizer<B> {
         let basis = basis::build(&config.basis, &backend)?;
         let mut chain = Chain::default();
         for member in &config.chain {
-            chain.push(build_member(member, basis.as_ref())?);
+            chain.push(build_member(
+                member,
+                basis.as_ref(),
+                curvature.as_ref(),
+                config.curvature.name(),
+            )?);
         }
         Ok(Optimizer {
             rng: Rng::new(config.seed),
@@ -365,7 +370,12 @@ impl<B: Backend + 'static> Optimizer<B> {
                 ),
             ));
         }
-        let member = build_member(&component, self.basis.as_ref())?;
+        let member = build_member(
+            &component,
+            self.basis.as_ref(),
+            self.curvature.as_ref(),
+            self.config.curvature.name(),
+        )?;
         self.chain.push(member);
         self.config.chain.push(component);
         Ok(())
@@ -435,10 +445,7 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.basis
             .project(&self.backend, source, &mut self.projected);
         self.update.clone_from(&self.projected);
-        let ctx = Context {
-            grad: &self.projected,
-            eigenvalues: self.basis.eigenvalues(),
-        };
+        let ctx = Context::new(&self.projected, self.basis.eigenvalues());
         self.chain.step(&mut self.update, &ctx, &mut self.rng);
         self.last_rank = self.update.len();
         self.last_eigenvalues.clear();
@@ -450,12 +457,30 @@ impl<B: Backend + 'static> Optimizer<B> {
     }
 }
 
-/// Builds a chain member and checks it can run on `basis`.
+/// Builds a chain member and checks that `basis` and `curvature` give it what it needs.
 fn build_member<B: Backend>(
     component: &Component,
     basis: &dyn Basis<B>,
+    curvature: &dyn Curvature<B>,
+    curvature_name: &str,
 ) -> Result<Box<dyn inner::Inner>> {
     let member = inner::build(component)?;
+    if member.needs_hessian() && curvature.num_probes() == 0 {
+        return Err(Error::spec(format!(
+            "inner optimizer {} needs Hessian-vector products, which curvature {} does not compute; \
+             use a Hessian curvature (full_hutchinson_hessian, bfgs, sr1)",
+            component.name(),
+            curvature_name
+        )));
+    }
+    if member.needs_jacobian() && !curvature.provides_jacobian() {
+        return Err(Error::spec(format!(
+            "inner optimizer {} needs per-sample Jacobians, which curvature {} does not provide; \
+             use empirical_fisher or gauss_newton",
+            component.name(),
+            curvature_name
+        )));
+    }
     if member.needs_eigenvalues() && !basis.provides_eigenvalues() {
         return Err(Error::spec(format!(
             "inner optimizer {} divides by the basis's eigenvalues, but this basis has none; use a basis \

@@ -27,10 +27,11 @@ fn report(output: &Output) -> String {
 }
 
 /// Compiles `tests/c/<name>` (C99, all warnings as errors) against the freshly built library.
-fn compile(name: &str, extra: &[&str]) -> PathBuf {
+fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
     let root = crate_root();
     let lib_dir = library_dir();
-    // One binary per profile, so concurrent debug and release runs do not share one.
+    // One binary per test (`variant`) and profile: tests run concurrently, and rewriting a
+    // binary another test is running fails.
     let profile = lib_dir
         .parent()
         .and_then(Path::file_name)
@@ -97,24 +98,24 @@ fn run_program(exe: &Path, valgrind: bool) {
 
 #[test]
 fn c_api_program_passes() {
-    run_program(&compile("api_test.c", &[]), false);
+    run_program(&compile("api_test.c", &[], "plain"), false);
 }
 
 #[test]
 fn c_state_and_failed_calls_program_passes() {
-    run_program(&compile("state_test.c", &[]), false);
+    run_program(&compile("state_test.c", &[], "plain"), false);
 }
 
 #[test]
 fn c_threads_program_passes() {
-    run_program(&compile("threads_test.c", &["-pthread"]), false);
+    run_program(&compile("threads_test.c", &["-pthread"], "plain"), false);
 }
 
 #[test]
 fn c_programs_are_clean_under_valgrind() {
     // No leak and no invalid access, across the whole API surface the programs exercise.
     for name in ["api_test.c", "state_test.c"] {
-        run_program(&compile(name, &[]), true);
+        run_program(&compile(name, &[], "valgrind"), true);
     }
 }
 

@@ -26,14 +26,7 @@ fn change(new: &[Vec<f64>], old: &[Vec<f64>]) -> Mat<f64> {
 
 fn step(member: &mut dyn Inner, u: &[f64], g: &[f64], rng: &mut Rng) -> Vec<f64> {
     let mut out = u.to_vec();
-    member.step(
-        &mut out,
-        &Context {
-            grad: g,
-            eigenvalues: None,
-        },
-        rng,
-    );
+    member.step(&mut out, &Context::new(g, None), rng);
     out
 }
 
@@ -208,14 +201,7 @@ fn stateless_members_match_their_formulas() {
         let mut member = inner::build(&component(name)).unwrap();
         assert!(member.needs_eigenvalues());
         let mut out = u.to_vec();
-        member.step(
-            &mut out,
-            &Context {
-                grad: &g,
-                eigenvalues: Some(&l),
-            },
-            &mut r,
-        );
+        member.step(&mut out, &Context::new(&g, Some(&l)), &mut r);
         let expected: Vec<f64> = u.iter().zip(&l).map(|(x, li)| x / li.powf(power)).collect();
         assert_close(&out, &expected, 1e-15, name);
     }
@@ -287,14 +273,7 @@ fn chain_updates(
             .map(|col| col.iter().zip(g).map(|(a, b)| a * b).sum())
             .collect();
         let mut u = projected.clone();
-        chain.step(
-            &mut u,
-            &Context {
-                grad: &projected,
-                eigenvalues: None,
-            },
-            &mut r,
-        );
+        chain.step(&mut u, &Context::new(&projected, None), &mut r);
         let n = g.len();
         updates.push(
             (0..n)

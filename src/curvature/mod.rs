@@ -14,6 +14,11 @@ pub trait Curvature<B: Backend>: Send {
     /// Hessian-vector products needed on an update step (0 for gradient-only curvatures).
     fn num_probes(&self) -> usize;
 
+    /// Whether update steps provide per-sample Jacobians (empirical Fisher, Gauss-Newton).
+    fn provides_jacobian(&self) -> bool {
+        false
+    }
+
     /// Reserves what this step needs before anything changes (so running out of memory changes
     /// nothing); returns the number of correction columns the step will produce.
     fn prepare(&mut self, be: &B, update: bool) -> Result<usize>;

@@ -61,9 +61,4 @@ impl Chain {
         }
         Ok(())
     }
-
-    /// Whether any member needs the basis's eigenvalues.
-    pub fn needs_eigenvalues(&self) -> bool {
-        self.members.iter().any(|m| m.needs_eigenvalues())
-    }
 }

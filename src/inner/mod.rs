@@ -26,6 +26,30 @@ pub struct Context<'a> {
     pub grad: &'a [f64],
     /// The basis's regularized eigenvalues (length k), if it has them.
     pub eigenvalues: Option<&'a [f64]>,
+    /// Projected probes and Hessian-vector products, on steps where a Hessian curvature
+    /// computed them (ALGORITHM.md §1.3: the raw z and Hz, projected with the same Q).
+    pub hessian: Option<HessianSample<'a>>,
+    /// The projected per-sample Jacobian J_p = Qᵀ·Jᵀ (k × b), on per-sample update steps.
+    pub jacobian: Option<&'a Mat<f64>>,
+}
+
+impl<'a> Context<'a> {
+    /// A context with only the projected gradient and the eigenvalues.
+    pub fn new(grad: &'a [f64], eigenvalues: Option<&'a [f64]>) -> Self {
+        Context {
+            grad,
+            eigenvalues,
+            hessian: None,
+            jacobian: None,
+        }
+    }
+}
+
+/// Projected Hessian information of one step: Qᵀz and Qᵀ(H·z) for each probe z.
+#[derive(Clone, Copy)]
+pub struct HessianSample<'a> {
+    pub z: &'a [Vec<f64>],
+    pub hz: &'a [Vec<f64>],
 }
 
 /// One member of the chain.
@@ -39,6 +63,16 @@ pub trait Inner: Send {
 
     /// Whether this member divides by the basis's eigenvalues.
     fn needs_eigenvalues(&self) -> bool {
+        false
+    }
+
+    /// Whether this member needs Hessian-vector products (`Context::hessian`).
+    fn needs_hessian(&self) -> bool {
+        false
+    }
+
+    /// Whether this member needs per-sample Jacobians (`Context::jacobian`).
+    fn needs_jacobian(&self) -> bool {
         false
     }
 
