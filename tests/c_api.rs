@@ -2,29 +2,14 @@
 //! test run, runs it, and checks that the header is also valid C++17. Needs gcc and g++.
 
 mod common;
+#[path = "common/process.rs"]
+mod process;
 use common::library_dir;
+use process::{crate_root, report, run};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn crate_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(cmd: &mut Command, what: &str) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {what} ({cmd:?}): {e}"))
-}
-
-fn report(output: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use std::process::{Command, Stdio};
 
 /// Compiles `tests/c/<name>` (C99, all warnings as errors) against the freshly built library.
 fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
@@ -37,7 +22,7 @@ fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
         .and_then(Path::file_name)
         .map(|p| p.to_string_lossy().into_owned());
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}-{}",
+        "{}-{variant}-{}",
         name.trim_end_matches(".c"),
         profile.unwrap_or_default()
     ));
@@ -53,7 +38,7 @@ fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
         .arg("-llre")
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
         .arg("-lm");
-    let compiled = run(&mut gcc, "gcc");
+    let compiled = run(&mut gcc);
     assert!(
         compiled.status.success(),
         "compiling {name} failed: {gcc:?}\n{}",
@@ -84,7 +69,7 @@ fn run_program(exe: &Path, valgrind: bool) {
     // that nothing else is loaded in its place.
     cmd.env_remove("LD_LIBRARY_PATH")
         .current_dir(env!("CARGO_TARGET_TMPDIR"));
-    let ran = run(&mut cmd, "a C test program");
+    let ran = run(&mut cmd);
     let stdout = String::from_utf8_lossy(&ran.stdout);
     print!("{stdout}");
     assert!(ran.status.success(), "{cmd:?} failed\n{}", report(&ran));

@@ -3,7 +3,10 @@
 //! `LRE_BLESS=1 cargo test --test readme` rewrites the table.
 
 mod common;
+#[path = "common/process.rs"]
+mod process;
 use common::library_dir;
+use process::readme_block;
 
 use lre::component::{Component, Family};
 use std::path::{Path, PathBuf};
@@ -82,13 +85,8 @@ fn component_table_matches_the_registries() {
 
 #[test]
 fn c_example_compiles_and_runs() {
-    let readme = std::fs::read_to_string(readme_path()).expect("README.md");
-    let section = readme
-        .find("## C example")
-        .expect("README has a C example section");
-    let code_start = readme[section..].find("```c\n").expect("a ```c block") + section + 5;
-    let code_end = readme[code_start..].find("```").expect("end of the block") + code_start;
-    let source = &readme[code_start..code_end];
+    let source = readme_block("## C example", "c");
+    let source = source.as_str();
     assert!(
         source.lines().count() <= 30,
         "the C example should stay short"

@@ -3,7 +3,10 @@
 //! changed; every format version ever written stays readable; the loader survives fuzzing.
 
 mod common;
+#[path = "common/process.rs"]
+mod process;
 use common::Xorshift;
+use process::scratch_dir;
 
 use lre::backend::Scalar;
 use lre::{CpuOptimizer, Status};
@@ -91,7 +94,7 @@ fn resumed<T: Scalar>(
 }
 
 fn check_resume<T: Scalar>() {
-    let dir = tempdir("resume");
+    let dir = scratch_dir(&format!("state-resume-{}", T::DTYPE));
     for base in RESUME_SPECS {
         let spec = spec_for::<T>(base);
         let grads = gradients::<T>(17);
@@ -106,13 +109,6 @@ fn check_resume<T: Scalar>() {
             }
         }
     }
-}
-
-fn tempdir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("state-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -278,7 +274,7 @@ fn every_format_version_ever_written_stays_readable() {
 
 #[test]
 fn save_file_replaces_atomically_and_reports_io_errors() {
-    let dir = tempdir("files");
+    let dir = scratch_dir("state-files");
     let path = dir.join("checkpoint.lre");
     let mut opt = CpuOptimizer::<f32>::from_spec("", N).unwrap();
     let mut x = vec![0.0f32; N];

@@ -1,0 +1,336 @@
+"""
+    LRE
+
+Julia binding of liblre, the low-rank eigenbasis optimizers (the C API in `include/lre.h`).
+
+    opt = LRE.Optimizer("basis=ggt(history_size=50); lr=0.1", length(x))
+    step!(opt, x, g)                        # updates x in place
+    step!(opt, x, g; hvp = v -> H * v)      # for curvatures that use Hessian-vector products
+
+The library is `ENV["LRE_LIBRARY"]` as it was when the package was precompiled, else `liblre`
+from the system's library path.
+"""
+module LRE
+
+export LREError, step!
+
+const libLRE = get(ENV, "LRE_LIBRARY", "liblre")
+
+function __init__()
+    current = get(ENV, "LRE_LIBRARY", "liblre")
+    current == libLRE || @warn "LRE was precompiled with LRE_LIBRARY=$libLRE and keeps using " *
+                               "it; ENV[\"LRE_LIBRARY\"] is now $current. Precompile LRE again to switch."
+end
+
+# The header's values (tools/julia_checker compares them with include/lre.h).
+const LRE_ABI_VERSION = UInt32(1)
+
+const LRE_OK = Int32(0)
+const LRE_ERR_NULL_POINTER = Int32(1)
+const LRE_ERR_INVALID_ARGUMENT = Int32(2)
+const LRE_ERR_SPEC = Int32(3)
+const LRE_ERR_UNSUPPORTED = Int32(4)
+const LRE_ERR_CALLBACK = Int32(5)
+const LRE_ERR_NUMERICAL = Int32(6)
+const LRE_ERR_STATE = Int32(7)
+const LRE_ERR_IO = Int32(8)
+const LRE_ERR_DEVICE = Int32(9)
+const LRE_ERR_BUFFER_TOO_SMALL = Int32(10)
+const LRE_ERR_CALL_ORDER = Int32(11)
+const LRE_ERR_OUT_OF_MEMORY = Int32(12)
+const LRE_ERR_PANIC = Int32(13)
+
+"""
+    LREError(status, message)
+
+A failed LRE call: `status` is the C API's `lre_status` (compare it with `LRE.LRE_ERR_SPEC` and
+the other `LRE_ERR_*` constants) and `message` the library's explanation of what was wrong.
+"""
+struct LREError <: Exception
+    status::Int32
+    message::String
+end
+
+function Base.showerror(io::IO, e::LREError)
+    what = unsafe_string(ccall((:lre_status_string, libLRE), Cstring, (Int32,), e.status))
+    print(io, "LREError: ", what, " (status ", e.status, "): ", e.message)
+end
+
+# Throws the LREError of a failed call. The message is the calling thread's last error, so it is
+# read right after the call, before anything else can call into the library.
+function check(status::Integer)
+    status == LRE_OK && return nothing
+    message = unsafe_string(ccall((:lre_last_error_message, libLRE), Cstring, ()))
+    throw(LREError(status, message))
+end
+
+"The version of the loaded library."
+version() = VersionNumber(unsafe_string(ccall((:lre_version, libLRE), Cstring, ())))
+
+# A library built for another ABI would misread this wrapper's calls.
+function check_abi()
+    abi = ccall((:lre_abi_version, libLRE), UInt32, ())
+    abi == LRE_ABI_VERSION || throw(LREError(LRE_ERR_UNSUPPORTED,
+        "the loaded liblre ($libLRE) has ABI version $abi but LRE.jl was written for " *
+        "$LRE_ABI_VERSION; use a matching library"))
+    return nothing
+end
+
+"""
+    LRE.Optimizer(spec, n; dtype = nothing)
+
+An optimizer for `n` parameters configured by a spec string (`""` is the default configuration;
+see the README, "The spec string"). Its element type is `dtype` (`Float32` or `Float64`) when
+given, else the spec's `dtype` (f32 unless it says `dtype=f64`). The library's memory is freed by
+`close(opt)` or, later, by the garbage collector. One optimizer is used by one task at a time.
+"""
+mutable struct Optimizer{T<:Union{Float32,Float64}}
+    ptr::Ptr{Cvoid}
+    ndim::Int
+    hvp::Any             # the callback of the step in progress
+    callback_error::Any  # what it threw, rethrown once the C call has returned
+
+    function Optimizer{T}(ptr::Ptr{Cvoid}, ndim::Integer) where {T}
+        return finalizer(close, new{T}(ptr, ndim, nothing, nothing))
+    end
+end
+
+function Optimizer(spec::AbstractString, n::Integer;
+                   dtype::Union{Nothing,Type{Float32},Type{Float64}} = nothing)
+    check_abi()
+    # Empty entries are allowed, so this also works for spec == "".
+    full = dtype === nothing ? spec : string(spec, "; dtype=", dtype === Float32 ? "f32" : "f64")
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    check(ccall((:lre_optimizer_new, libLRE), Cint, (Cstring, Csize_t, Ref{Ptr{Cvoid}}),
+                full, n, out))
+    return own(out[])
+end
+
+# Wraps a handle fresh from the library; its element type and size are read from the handle.
+function own(ptr::Ptr{Cvoid})
+    spec_text, n = try
+        (read_spec(ptr), get_param(ptr, "ndim"))
+    catch
+        ccall((:lre_optimizer_free, libLRE), Cvoid, (Ptr{Cvoid},), ptr)
+        rethrow()
+    end
+    T = occursin(r"(^|; )dtype=f64(;|$)", spec_text) ? Float64 : Float32
+    return Optimizer{T}(ptr, Int(n))
+end
+
+function Base.unsafe_convert(::Type{Ptr{Cvoid}}, opt::Optimizer)
+    opt.ptr == C_NULL && throw(ArgumentError("this LRE.Optimizer was closed"))
+    return opt.ptr
+end
+
+"""
+    close(opt::LRE.Optimizer)
+
+Frees the library's optimizer now instead of at garbage collection; `opt` is unusable afterwards.
+Closing twice is harmless.
+"""
+function Base.close(opt::Optimizer)
+    ptr, opt.ptr = opt.ptr, C_NULL
+    ccall((:lre_optimizer_free, libLRE), Cvoid, (Ptr{Cvoid},), ptr)
+    return nothing
+end
+
+function Base.show(io::IO, opt::Optimizer{T}) where {T}
+    print(io, "LRE.Optimizer{", T, "}(ndim = ", opt.ndim)
+    print(io, opt.ptr == C_NULL ? ", closed)" : ", step = $(Int(opt["step"])))")
+end
+
+"""
+    step!(opt, x, g; hvp = nothing) -> x
+
+One step: reads the gradient `g` and updates the parameters `x` in place, both dense arrays of
+the optimizer's element type with `ndim` elements. Curvatures that use Hessian-vector products
+call `hvp(v)`, which returns H·v (`v` is valid only during the call); an exception it throws
+aborts the step and is rethrown here. A failed step leaves `x` and the optimizer unchanged.
+"""
+function step!(opt::Optimizer{T}, x::DenseArray{T}, g::DenseArray{T}; hvp = nothing) where {T}
+    check_length(opt, x, "x")
+    check_length(opt, g, "g")
+    with_hvp(opt, hvp) do callback, user
+        c_step(opt, x, g, callback, user)
+    end
+    return x
+end
+
+function check_length(opt::Optimizer, a::AbstractArray, name::AbstractString)
+    length(a) == opt.ndim ||
+        throw(DimensionMismatch("$name has $(length(a)) elements; the optimizer has ndim = $(opt.ndim)"))
+    return nothing
+end
+
+c_step(opt::Optimizer{Float32}, x, g, callback, user) =
+    ccall((:lre_optimizer_step_f32, libLRE), Cint,
+          (Ptr{Cvoid}, Ptr{Float32}, Ptr{Float32}, Ptr{Cvoid}, Ptr{Cvoid}), opt, x, g, callback, user)
+c_step(opt::Optimizer{Float64}, x, g, callback, user) =
+    ccall((:lre_optimizer_step_f64, libLRE), Cint,
+          (Ptr{Cvoid}, Ptr{Float64}, Ptr{Float64}, Ptr{Cvoid}, Ptr{Cvoid}), opt, x, g, callback, user)
+
+# Runs `c_call(callback, user)`, a C call that may invoke the HVP callback, with `hvp` behind the
+# trampoline, and rethrows what `hvp` threw. `opt` is the callback's user data: it must stay
+# rooted while C holds its address.
+function with_hvp(c_call, opt::Optimizer{T}, hvp) where {T}
+    hvp === nothing && return check(c_call(C_NULL, C_NULL))
+    opt.hvp = hvp
+    status = try
+        GC.@preserve opt c_call(hvp_trampoline(T), pointer_from_objref(opt))
+    finally
+        opt.hvp = nothing
+    end
+    err = opt.callback_error
+    if err !== nothing
+        opt.callback_error = nothing
+        throw(err)
+    end
+    return check(status)
+end
+
+# The HVP callback the library calls (lre_hvp_f32_fn / lre_hvp_f64_fn). A Julia exception must
+# not unwind through C frames: it is kept for with_hvp, and the non-zero return makes the library
+# abort the step with LRE_ERR_CALLBACK, changing nothing.
+function hvp_callback(user::Ptr{Cvoid}, v::Ptr{T}, hv::Ptr{T}, n::Csize_t)::Cint where {T}
+    opt = unsafe_pointer_to_objref(user)::Optimizer{T}
+    try
+        unsafe_wrap(Array, hv, Int(n)) .= opt.hvp(unsafe_wrap(Array, v, Int(n)))
+        return 0
+    catch err
+        opt.callback_error = err
+        return 1
+    end
+end
+
+hvp_trampoline(::Type{Float32}) =
+    @cfunction(hvp_callback, Cint, (Ptr{Cvoid}, Ptr{Float32}, Ptr{Float32}, Csize_t))
+hvp_trampoline(::Type{Float64}) =
+    @cfunction(hvp_callback, Cint, (Ptr{Cvoid}, Ptr{Float64}, Ptr{Float64}, Csize_t))
+
+"""
+    opt[key] -> Float64
+    opt[key] = value
+
+Reads a parameter (`"lr"`, and read-only `"step"`, `"rank"`, `"ndim"`, `"num_probes"`,
+`"update_freq"`, `"init_steps"`, `"seed"`, `"threads"`, `"symmetrize"`) or sets one (`"lr"`).
+"""
+Base.getindex(opt::Optimizer, key::AbstractString) = get_param(opt, key)
+
+function Base.setindex!(opt::Optimizer, value::Real, key::AbstractString)
+    check(ccall((:lre_optimizer_set_param, libLRE), Cint, (Ptr{Cvoid}, Cstring, Cdouble),
+                opt, key, value))
+    return opt
+end
+
+# `handle` is an Optimizer or a raw handle that is not owned yet.
+function get_param(handle, key::AbstractString)
+    value = Ref{Cdouble}(0)
+    check(ccall((:lre_optimizer_get_param, libLRE), Cint, (Ptr{Cvoid}, Cstring, Ref{Cdouble}),
+                handle, key, value))
+    return value[]
+end
+
+"""
+    chain_push!(opt, component)
+
+Appends an inner optimizer (e.g. `"adam(beta2=0.999)"`) to the chain; only before the first step.
+"""
+function chain_push!(opt::Optimizer, component::AbstractString)
+    check(ccall((:lre_optimizer_chain_push, libLRE), Cint, (Ptr{Cvoid}, Cstring), opt, component))
+    return opt
+end
+
+"The canonical spec string, every default filled in."
+spec(opt::Optimizer) = read_spec(opt)
+
+function read_spec(handle)
+    bytes = read_buffer(UInt8, 1) do buf, cap, len
+        ccall((:lre_optimizer_spec, libLRE), Cint, (Ptr{Cvoid}, Ptr{UInt8}, Csize_t, Ref{Csize_t}),
+              handle, buf, cap, len)
+    end
+    return String(bytes)
+end
+
+"""
+    eigenvalues(opt) -> Vector{Float64}
+
+The regularized eigenvalues the chain used in the last step, ascending (`opt["rank"]` of them).
+Bases without eigenvalues throw an `LREError` with `LRE_ERR_UNSUPPORTED`.
+"""
+function eigenvalues(opt::Optimizer)
+    return read_buffer(Float64) do buf, cap, len
+        ccall((:lre_optimizer_eigenvalues, libLRE), Cint,
+              (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ref{Csize_t}), opt, buf, cap, len)
+    end
+end
+
+"""
+    state(opt) -> Vector{UInt8}
+
+The optimizer's complete state, a versioned blob for `from_state` and `load_state!` (in any
+binding: C, C++ and Julia read the same bytes).
+"""
+function state(opt::Optimizer)
+    return read_buffer(UInt8) do buf, cap, len
+        ccall((:lre_optimizer_state_save, libLRE), Cint,
+              (Ptr{Cvoid}, Ptr{UInt8}, Csize_t, Ref{Csize_t}), opt, buf, cap, len)
+    end
+end
+
+"""
+    from_state(blob) -> LRE.Optimizer
+
+A new optimizer, spec, ndim and element type included, from a blob of `state`.
+"""
+function from_state(blob::DenseVector{UInt8})
+    check_abi()
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    check(ccall((:lre_optimizer_from_state, libLRE), Cint, (Ptr{UInt8}, Csize_t, Ref{Ptr{Cvoid}}),
+                blob, length(blob), out))
+    return own(out[])
+end
+
+"""
+    load_state!(opt, blob) -> opt
+
+Replaces the state with a blob of `state` from an optimizer with the same spec (lr and threads
+aside), ndim and element type. On error nothing changes.
+"""
+function load_state!(opt::Optimizer, blob::DenseVector{UInt8})
+    check(ccall((:lre_optimizer_state_load, libLRE), Cint, (Ptr{Cvoid}, Ptr{UInt8}, Csize_t),
+                opt, blob, length(blob)))
+    return opt
+end
+
+"""
+    save(opt, path)
+
+Writes the state to a file atomically: a crash mid-save leaves the previous file intact.
+"""
+function save(opt::Optimizer, path::AbstractString)
+    check(ccall((:lre_optimizer_save_file, libLRE), Cint, (Ptr{Cvoid}, Cstring), opt, path))
+    return nothing
+end
+
+"""
+    load!(opt, path) -> opt
+
+Replaces the state with a file written by `save` (as `load_state!`).
+"""
+function load!(opt::Optimizer, path::AbstractString)
+    check(ccall((:lre_optimizer_load_file, libLRE), Cint, (Ptr{Cvoid}, Cstring), opt, path))
+    return opt
+end
+
+# Reads a buffer through a two-call C function `fill(buf, cap, len)`: a size query with
+# buf == C_NULL, then the copy; `terminator` is the extra room it needs (1 for a string's NUL).
+function read_buffer(fill, ::Type{E}, terminator::Integer = 0) where {E}
+    len = Ref{Csize_t}(0)
+    check(fill(C_NULL, 0, len))
+    buf = Vector{E}(undef, len[] + terminator)
+    check(fill(buf, length(buf), len))
+    return resize!(buf, len[])
+end
+
+end # module

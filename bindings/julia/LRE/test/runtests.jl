@@ -1,0 +1,119 @@
+# Tests of the Julia binding. They need Julia, which the development machines lack; there
+# tools/julia_checker checks every ccall in this package against include/lre.h statically.
+#   LRE_LIBRARY=$PWD/target/debug/liblre.so julia --project=bindings/julia/LRE -e 'using Pkg; Pkg.test()'
+using LRE
+using Test
+
+quadratic_grad(x) = collect(eltype(x), 1:length(x)) .* x           # f(x) = Σ i·x_i² / 2
+quadratic_loss(x) = sum(collect(1:length(x)) .* x .^ 2) / 2
+
+function train!(opt, x, steps)
+    for _ in 1:steps
+        step!(opt, x, quadratic_grad(x))
+    end
+    return x
+end
+
+@testset "LRE.jl" begin
+    @test LRE.version() isa VersionNumber
+
+    @testset "create, parameters, spec" begin
+        opt = LRE.Optimizer("lr=0.1", 8)
+        @test opt isa LRE.Optimizer{Float32}
+        @test opt.ndim == 8 && opt["ndim"] == 8 && opt["step"] == 0
+        opt["lr"] = 0.25
+        @test opt["lr"] == 0.25
+        @test startswith(LRE.spec(opt), "curvature=covariance; basis=ggt(")
+        @test LRE.Optimizer("", 4; dtype = Float64) isa LRE.Optimizer{Float64}
+        @test LRE.Optimizer("dtype=f64", 4) isa LRE.Optimizer{Float64}
+        again = LRE.Optimizer(LRE.spec(opt), 8)     # the canonical spec recreates it
+        @test LRE.spec(again) == LRE.spec(opt)
+    end
+
+    @testset "errors" begin
+        err = try
+            LRE.Optimizer("basis=ggtt", 4)
+        catch e
+            e
+        end
+        @test err isa LREError && err.status == LRE.LRE_ERR_SPEC && occursin("ggtt", err.message)
+        @test occursin("invalid spec", sprint(showerror, err))
+        @test_throws LREError LRE.Optimizer("basis=eigen", 4)
+        @test_throws LREError LRE.Optimizer("dtype=f32", 4; dtype = Float64)
+        opt = LRE.Optimizer("lr=0.1", 4)
+        x = ones(Float32, 4)
+        @test_throws DimensionMismatch step!(opt, x, ones(Float32, 3))
+        @test_throws MethodError step!(opt, ones(Float64, 4), ones(Float64, 4))
+        @test_throws LREError step!(opt, x, Float32[1, NaN, 1, 1])
+        @test x == ones(Float32, 4) && opt["step"] == 0
+        @test_throws LREError (opt["step"] = 3)
+    end
+
+    @testset "training, Float32 and Float64" for T in (Float32, Float64)
+        opt = LRE.Optimizer("basis=ggt(history_size=20); lr=0.1", 8; dtype = T)
+        x = ones(T, 8)
+        start = quadratic_loss(x)
+        train!(opt, x, 200)
+        @test quadratic_loss(x) < 1e-3 * start
+        @test opt["step"] == 200
+        values = LRE.eigenvalues(opt)
+        @test length(values) == opt["rank"] && issorted(values)
+    end
+
+    @testset "chain_push!" begin
+        opt = LRE.Optimizer("chain=[]", 4)
+        LRE.chain_push!(opt, "adam(beta2=0.999)")
+        @test occursin("chain=[adam(beta1=0.9, beta2=0.999", LRE.spec(opt))
+        train!(opt, ones(Float32, 4), 1)
+        @test_throws LREError LRE.chain_push!(opt, "ema")
+    end
+
+    @testset "hvp callback" begin
+        opt = LRE.Optimizer("lr=0.1", 4)
+        calls = Ref(0)
+        x = ones(Float32, 4)
+        step!(opt, x, quadratic_grad(x); hvp = v -> (calls[] += 1; v))
+        @test calls[] == 0 && opt["num_probes"] == 0 && opt["step"] == 1
+
+        # The trampoline, called through its C pointer the way the library calls it.
+        v = Float32[1, 2, 3, 4]
+        hv = zeros(Float32, 4)
+        invoke_once(callback, user) =
+            ccall(callback, Cint, (Ptr{Cvoid}, Ptr{Float32}, Ptr{Float32}, Csize_t), user, v, hv, 4) == 0 ?
+                LRE.LRE_OK : LRE.LRE_ERR_CALLBACK
+        LRE.with_hvp(invoke_once, opt, w -> 2 .* w)
+        @test hv == 2 .* v
+        @test_throws DomainError LRE.with_hvp(invoke_once, opt, w -> throw(DomainError(w)))
+        @test opt.callback_error === nothing && opt.hvp === nothing
+        @test_throws DimensionMismatch LRE.with_hvp(invoke_once, opt, w -> w[1:2])
+    end
+
+    @testset "state" begin
+        spec = "basis=ggt(history_size=8); lr=0.05"
+        reference = train!(LRE.Optimizer(spec, 6; dtype = Float64), ones(6), 30)
+        before = LRE.Optimizer(spec, 6; dtype = Float64)
+        start = train!(before, ones(6), 12)
+        blob = LRE.state(before)
+        path = joinpath(mktempdir(), "lre.state")
+        LRE.save(before, path)
+        restored = LRE.from_state(blob)
+        @test restored isa LRE.Optimizer{Float64} && restored["step"] == 12
+        loaded = LRE.load_state!(LRE.Optimizer(spec, 6; dtype = Float64), blob)
+        from_file = LRE.load!(LRE.Optimizer(spec, 6; dtype = Float64), path)
+        for opt in (restored, loaded, from_file)
+            @test train!(opt, copy(start), 18) == reference
+        end
+        @test_throws LREError LRE.from_state(UInt8[1, 2, 3])
+        @test_throws LREError LRE.load!(restored, joinpath(path, "missing"))
+    end
+
+    @testset "close" begin
+        opt = LRE.Optimizer("", 4)
+        close(opt)
+        close(opt)
+        @test_throws ArgumentError opt["step"]
+        @test occursin("closed", sprint(show, opt))
+        LRE.Optimizer("", 4)
+        GC.gc()    # the finalizer frees the unreachable one
+    end
+end
