@@ -144,3 +144,27 @@ fn results_depend_only_on_inputs_and_thread_count() {
     assert_eq!(run(1).to_bits(), run(1).to_bits());
     assert_eq!(run(2).to_bits(), run(2).to_bits());
 }
+
+#[test]
+fn vector_updates_match_their_formulas() {
+    let n = 1003;
+    let be = Cpu::<f64>::new(n, 1);
+    let mut rng = Xorshift(4);
+    let xs = rng.vector(n);
+    let ys = rng.vector(n);
+    let (mut x, mut y) = (be.vector().unwrap(), be.vector().unwrap());
+    be.vector_from_host(&xs, &mut x);
+    be.vector_from_host(&ys, &mut y);
+    be.axpy(-0.25, &x, &mut y);
+    be.scale(3.0, &mut x);
+    for i in 0..n {
+        assert_eq!(y[i], (-0.25f64).mul_add(xs[i], ys[i]));
+        assert_eq!(x[i], 3.0 * xs[i]);
+    }
+    let mut params = ys.clone();
+    let mut copy = be.vector().unwrap();
+    be.copy_params(&params.as_mut_slice(), &mut copy);
+    assert_eq!(copy, ys);
+    be.add_host(be.as_inout(&mut copy), &xs);
+    assert!((0..n).all(|i| copy[i] == ys[i] + xs[i]));
+}

@@ -66,6 +66,19 @@ pub trait Backend: Send + Clone {
     /// dst ← src.
     fn copy(&self, src: &Self::Vector, dst: &mut Self::Vector);
 
+    /// dst ← the caller's parameters (to remember them, e.g. for s = x − x_prev).
+    fn copy_params(&self, params: &Self::InOut<'_>, dst: &mut Self::Vector);
+
+    /// An owned vector seen as a read-write "caller" vector, so operations that update
+    /// parameters (`add_columns`, `add_host`) can update it too.
+    fn as_inout<'v>(&self, v: &'v mut Self::Vector) -> Self::InOut<'v>;
+
+    /// y ← y + α·x.
+    fn axpy(&self, alpha: f64, x: &Self::Vector, y: &mut Self::Vector);
+
+    /// x ← α·x.
+    fn scale(&self, alpha: f64, x: &mut Self::Vector);
+
     /// M[:, col] ← src.
     fn set_column(&self, m: &mut Self::Matrix, col: usize, src: &Self::Vector);
 

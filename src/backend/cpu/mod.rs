@@ -179,6 +179,26 @@ impl<T: Scalar> Backend for Cpu<T> {
         dst.copy_from_slice(src);
     }
 
+    fn copy_params(&self, params: &&mut [T], dst: &mut Vec<T>) {
+        dst.copy_from_slice(params);
+    }
+
+    fn as_inout<'v>(&self, v: &'v mut Vec<T>) -> &'v mut [T] {
+        v.as_mut_slice()
+    }
+
+    fn axpy(&self, alpha: f64, x: &Vec<T>, y: &mut Vec<T>) {
+        for (yi, xi) in y.iter_mut().zip(x) {
+            *yi = T::from_f64(alpha.mul_add(xi.to_f64(), yi.to_f64()));
+        }
+    }
+
+    fn scale(&self, alpha: f64, x: &mut Vec<T>) {
+        for xi in x.iter_mut() {
+            *xi = T::from_f64(alpha * xi.to_f64());
+        }
+    }
+
     fn set_column(&self, m: &mut HostMatrix<T>, col: usize, src: &Vec<T>) {
         m.data[col * self.n..(col + 1) * self.n].copy_from_slice(src);
     }
