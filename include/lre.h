@@ -102,7 +102,8 @@ typedef struct lre_optimizer_t lre_optimizer_t;
 /**
  * Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
  * and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
- * Called synchronously on the caller's thread, only during the step that received it.
+ * Called synchronously on the caller's thread, once per probe, only during the step that
+ * received it.
  */
 typedef int32_t (*lre_hvp_f32_fn)(void *user, const float *v, float *hv, size_t n);
 
@@ -176,7 +177,9 @@ lre_status lre_optimizer_chain_push(lre_optimizer_t *opt, const char *component)
 lre_status lre_optimizer_spec(const lre_optimizer_t *opt, char *buf, size_t cap, size_t *len);
 
 /**
- * Sets a parameter. Settable now: "lr" (finite, >= 0; takes effect at the next step).
+ * Sets a parameter: "lr" (finite, >= 0; takes effect at the next step) or "loss" (the loss of
+ * the next step, for curvatures that need it: covariance_times_loss, unrolled_gauss_newton;
+ * consumed by that step).
  *
  * # Safety
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string.
@@ -193,34 +196,6 @@ lre_status lre_optimizer_set_param(lre_optimizer_t *opt, const char *key, double
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
  */
 lre_status lre_optimizer_get_param(const lre_optimizer_t *opt, const char *key, double *value);
-
-/**
- * One step of an f32 optimizer: reads `grad` (ndim floats), updates `params` (ndim floats) in
- * place. `hvp`/`user` supply Hessian-vector products to curvatures that need them (none of the
- * curvatures implemented in this version do; pass NULL). On any error `params` and the
- * optimizer are unchanged.
- *
- * # Safety
- * `opt` is a live optimizer; `params` and `grad` are NULL or arrays of ndim floats that do not
- * overlap.
- */
-lre_status lre_optimizer_step_f32(lre_optimizer_t *opt,
-                                  float *params,
-                                  const float *grad,
-                                  lre_hvp_f32_fn hvp,
-                                  void *user);
-
-/**
- * One step of an f64 optimizer (see `lre_optimizer_step_f32`).
- *
- * # Safety
- * As `lre_optimizer_step_f32`, with arrays of ndim doubles.
- */
-lre_status lre_optimizer_step_f64(lre_optimizer_t *opt,
-                                  double *params,
-                                  const double *grad,
-                                  lre_hvp_f64_fn hvp,
-                                  void *user);
 
 /**
  * Writes the regularized eigenvalues the inner optimizer used in the last step (ascending;
@@ -284,6 +259,132 @@ lre_status lre_optimizer_save_file(const lre_optimizer_t *opt, const char *path)
  * `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
  */
 lre_status lre_optimizer_load_file(lre_optimizer_t *opt, const char *path);
+
+/**
+ * One step of an f32 optimizer: reads `grad` (ndim floats) and updates `params` (ndim floats)
+ * in place. Curvatures that need Hessian-vector products (full_hutchinson_hessian, bfgs, sr1;
+ * see get_param "num_probes") call `hvp(user, v, hv, ndim)` for each probe; others ignore it
+ * (pass NULL). On any error `params` and the optimizer are unchanged.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `params` and `grad` are NULL or arrays of ndim floats that do not
+ * overlap; `hvp` is NULL or a function that may be called with `user`.
+ */
+lre_status lre_optimizer_step_f32(lre_optimizer_t *opt,
+                                  float *params,
+                                  const float *grad,
+                                  lre_hvp_f32_fn hvp,
+                                  void *user);
+
+/**
+ * One step of an f64 optimizer (see `lre_optimizer_step_f32`).
+ *
+ * # Safety
+ * As `lre_optimizer_step_f32`, with arrays of ndim doubles.
+ */
+lre_status lre_optimizer_step_f64(lre_optimizer_t *opt,
+                                  double *params,
+                                  const double *grad,
+                                  lre_hvp_f64_fn hvp,
+                                  void *user);
+
+/**
+ * Split step, phase one: validates `grad` (ndim floats) and writes how many Hessian-vector
+ * products this step needs to `*num_probes` (0 on steps that do not update the curvature).
+ * Then call `lre_optimizer_probes_f32` for the probe vectors and `lre_optimizer_finish_f32`
+ * with their HVPs. Beginning while a step is begun is `LRE_ERR_CALL_ORDER`.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `grad` is NULL or an array of ndim floats; `num_probes` is valid
+ * to write.
+ */
+lre_status lre_optimizer_begin_f32(lre_optimizer_t *opt, const float *grad, size_t *num_probes);
+
+/**
+ * Split step, phase one, for f64 optimizers (see `lre_optimizer_begin_f32`).
+ *
+ * # Safety
+ * As `lre_optimizer_begin_f32`, with an array of ndim doubles.
+ */
+lre_status lre_optimizer_begin_f64(lre_optimizer_t *opt, const double *grad, size_t *num_probes);
+
+/**
+ * Split step: writes the begun step's probe vectors, num_probes × ndim floats (row-major), to
+ * `probes`. NULL is allowed when num_probes is 0.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `probes` is NULL or valid for num_probes × ndim floats.
+ */
+lre_status lre_optimizer_probes_f32(const lre_optimizer_t *opt, float *probes);
+
+/**
+ * Split step: the probe vectors of an f64 optimizer (see `lre_optimizer_probes_f32`).
+ *
+ * # Safety
+ * As `lre_optimizer_probes_f32`, with num_probes × ndim doubles.
+ */
+lre_status lre_optimizer_probes_f64(const lre_optimizer_t *opt, double *probes);
+
+/**
+ * Split step, phase two: `hvps` holds H·probe for each probe, num_probes × ndim floats
+ * (row-major; NULL when num_probes is 0). Updates the curvature, the basis and the chain and
+ * moves `params`. Without a begun step: `LRE_ERR_CALL_ORDER`. Non-finite HVPs:
+ * `LRE_ERR_NUMERICAL`, nothing changed, and the step stays begun (finish again, or cancel).
+ *
+ * # Safety
+ * `opt` is a live optimizer; `params` is NULL or ndim floats; `hvps` is NULL or num_probes ×
+ * ndim floats, not overlapping `params`.
+ */
+lre_status lre_optimizer_finish_f32(lre_optimizer_t *opt, float *params, const float *hvps);
+
+/**
+ * Split step, phase two, for f64 optimizers (see `lre_optimizer_finish_f32`).
+ *
+ * # Safety
+ * As `lre_optimizer_finish_f32`, with doubles.
+ */
+lre_status lre_optimizer_finish_f64(lre_optimizer_t *opt, double *params, const double *hvps);
+
+/**
+ * Abandons a begun split step; nothing changes. A no-op without one.
+ *
+ * # Safety
+ * `opt` is a live optimizer.
+ */
+lre_status lre_optimizer_cancel(lre_optimizer_t *opt);
+
+/**
+ * A batch step: `per_sample_grads` holds `batch` rows of ndim floats (row-major), the
+ * gradients of the individual samples (or residuals); `per_sample_values` holds `batch`
+ * values (the residuals for gauss_newton; NULL where the curvature needs none). The curvature
+ * forms the step's gradient (their sum; Jᵀr for gauss_newton) and, for empirical_fisher and
+ * gauss_newton, uses the rows as its correction. `hvp` is reserved (pass NULL).
+ *
+ * # Safety
+ * `opt` is a live optimizer; `params` is NULL or ndim floats; `per_sample_grads` is NULL or
+ * batch × ndim floats; `per_sample_values` is NULL or batch floats; none overlap `params`.
+ */
+lre_status lre_optimizer_step_batch_f32(lre_optimizer_t *opt,
+                                        float *params,
+                                        const float *per_sample_grads,
+                                        size_t batch,
+                                        const float *per_sample_values,
+                                        lre_hvp_f32_fn hvp,
+                                        void *user);
+
+/**
+ * A batch step of an f64 optimizer (see `lre_optimizer_step_batch_f32`).
+ *
+ * # Safety
+ * As `lre_optimizer_step_batch_f32`, with doubles.
+ */
+lre_status lre_optimizer_step_batch_f64(lre_optimizer_t *opt,
+                                        double *params,
+                                        const double *per_sample_grads,
+                                        size_t batch,
+                                        const double *per_sample_values,
+                                        lre_hvp_f64_fn hvp,
+                                        void *user);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -60,6 +60,22 @@ impl Rng {
         libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(2.0 * std::f64::consts::PI * u2)
     }
 
+    /// `len` independent ±1 draws (one random bit each).
+    pub fn rademacher_vec(&mut self, len: usize) -> Vec<f64> {
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            let bits = self.inner.next_u64();
+            let take = (len - out.len()).min(64);
+            out.extend((0..take).map(|i| if bits >> i & 1 == 1 { 1.0 } else { -1.0 }));
+        }
+        out
+    }
+
+    /// A uniform index in 0..count (count > 0).
+    pub fn index(&mut self, count: usize) -> usize {
+        ((self.uniform_open0() * count as f64) as usize).min(count - 1)
+    }
+
     /// `len` standard normal draws.
     pub fn gaussian_vec(&mut self, len: usize) -> Vec<f64> {
         (0..len).map(|_| self.gaussian()).collect()

@@ -92,6 +92,11 @@ fn c_state_and_failed_calls_program_passes() {
 }
 
 #[test]
+fn c_hessian_split_and_batch_program_passes() {
+    run_program(&compile("hessian_test.c", &[], "plain"), false);
+}
+
+#[test]
 fn c_threads_program_passes() {
     run_program(&compile("threads_test.c", &["-pthread"], "plain"), false);
 }
@@ -99,7 +104,7 @@ fn c_threads_program_passes() {
 #[test]
 fn c_programs_are_clean_under_valgrind() {
     // No leak and no invalid access, across the whole API surface the programs exercise.
-    for name in ["api_test.c", "state_test.c"] {
+    for name in ["api_test.c", "state_test.c", "hessian_test.c"] {
         run_program(&compile(name, &[], "valgrind"), true);
     }
 }

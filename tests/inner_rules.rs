@@ -303,3 +303,23 @@ fn parameter_update_is_invariant_to_basis_sign_flips() {
         assert_close(a, b, 1e-12, &format!("update at step {t}"));
     }
 }
+
+#[test]
+fn an_unchanged_basis_update_refreshes_cached_preconditioners() {
+    // The identity basis never changes, so it never reprojects; a full-matrix member must still
+    // recompute its preconditioner after each update (the reference does it on every
+    // reprojection): the optimizer calls `basis_refreshed`, which drops the cached one.
+    use lre::inner::full_matrix_adam::FullMatrixAdam;
+    let mut r = Rng::new(0);
+    let mut member = FullMatrixAdam::new(&component("full_matrix_adam"));
+    let u = [0.3, -0.2, 0.5];
+    step(&mut member, &u, &u, &mut r);
+    assert!(member.state.as_ref().unwrap().preconditioner.is_some());
+    member.basis_refreshed();
+    assert!(member.state.as_ref().unwrap().preconditioner.is_none());
+    step(&mut member, &u, &u, &mut r);
+    assert!(
+        member.state.as_ref().unwrap().preconditioner.is_some(),
+        "recomputed by the next step"
+    );
+}

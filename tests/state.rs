@@ -21,6 +21,16 @@ const RESUME_SPECS: &[&str] = &[
     "basis=full_matrix(beta=0.9); chain=[adam, l_inv]",
     "basis=identity; chain=[adam, clip_norm_by_ema(max_growth=none), ema(beta=0.5)]",
     "chain=[]",
+    "basis=ggt(history_size=5); update_freq=3; chain=[lion, full_matrix_adam(amsgrad_beta=0.999), clip_norm(max_norm=0.5)]",
+    "basis=full_matrix(beta=0.9); chain=[sign, cubic_adam, copy_grad_sign, nan_to_zero, clip_value(max_value=0.5), normalize]",
+    "curvature=full_hutchinson_hessian; chain=[adam, l_inv]",
+    "curvature=full_hutchinson_hessian(z=s, orthogonalize=true); symmetrize=false; basis=ggt(history_size=4); chain=[hutchinson_adam, full_matrix_hutchinson_adam]",
+    "curvature=bfgs; basis=ggt(history_size=5); update_freq=2; chain=[full_matrix_bfgs_adam(amsgrad_beta=0.99)]",
+    "curvature=sr1(z=mixed, orthogonalize=false); basis=full_matrix; chain=[hutchinson_adam(square=false)]",
+    "curvature=empirical_fisher; basis=ggt(history_size=6); chain=[natural_gradient, clip_norm]",
+    "curvature=gauss_newton; chain=[gauss_newton, l_inv]",
+    "curvature=unrolled_gauss_newton(history_size=3); update_freq=2",
+    "curvature=covariance_times_loss; update_freq=3",
 ];
 
 const N: usize = 7;
@@ -41,12 +51,39 @@ fn spec_for<T: Scalar>(base: &str) -> String {
     format!("{base}; dtype={}; lr=0.05", T::DTYPE)
 }
 
+/// One step that gives the curvature what it needs: the loss, Hessian-vector products of
+/// H = diag(1, 2, …, n), or per-sample gradients (three scaled copies of g, residuals 1, 2, −1).
+fn drive<T: Scalar>(opt: &mut CpuOptimizer<T>, x: &mut [T], g: &[T], t: usize) {
+    let needs = opt.requirements();
+    if needs.loss {
+        opt.set_loss(1.0 + (t as f64 * 0.7).sin()).unwrap();
+    }
+    if needs.samples {
+        let rows: Vec<T> = [0.5, 0.3, 0.2]
+            .iter()
+            .flat_map(|w| g.iter().map(move |v| T::from_f64(w * v.to_f64())))
+            .collect();
+        opt.step_batch(x, &rows, 3, Some(&[1.0, 2.0, -1.0]))
+            .unwrap();
+    } else if needs.probes > 0 {
+        opt.step_with_hvp(x, g, |v, hv| {
+            for (i, (o, vi)) in hv.iter_mut().zip(v).enumerate() {
+                *o = T::from_f64((i + 1) as f64 * vi.to_f64());
+            }
+            true
+        })
+        .unwrap();
+    } else {
+        opt.step(x, g).unwrap();
+    }
+}
+
 /// Runs `STEPS` steps without interruption.
 fn straight<T: Scalar>(spec: &str, grads: &[Vec<T>]) -> Vec<T> {
     let mut opt = CpuOptimizer::<T>::from_spec(spec, N).unwrap();
     let mut x = vec![T::from_f64(0.3); N];
-    for g in grads {
-        opt.step(&mut x, g).unwrap();
+    for (t, g) in grads.iter().enumerate() {
+        drive(&mut opt, &mut x, g, t);
     }
     x
 }
@@ -71,8 +108,8 @@ fn resumed<T: Scalar>(
 ) -> Vec<T> {
     let mut opt = CpuOptimizer::<T>::from_spec(spec, N).unwrap();
     let mut x = vec![T::from_f64(0.3); N];
-    for g in &grads[..k] {
-        opt.step(&mut x, g).unwrap();
+    for (t, g) in grads[..k].iter().enumerate() {
+        drive(&mut opt, &mut x, g, t);
     }
     let mut opt = match how {
         Resume::LoadIntoFresh => {
@@ -87,8 +124,8 @@ fn resumed<T: Scalar>(
             CpuOptimizer::<T>::from_file(&path).unwrap()
         }
     };
-    for g in &grads[k..] {
-        opt.step(&mut x, g).unwrap();
+    for (t, g) in grads.iter().enumerate().skip(k) {
+        drive(&mut opt, &mut x, g, t);
     }
     x
 }

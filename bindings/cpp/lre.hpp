@@ -67,11 +67,19 @@ template <class T> struct Entry {
 template <> struct Entry<float> {
     using Hvp = lre_hvp_f32_fn;
     static constexpr auto step = &lre_optimizer_step_f32;
+    static constexpr auto begin = &lre_optimizer_begin_f32;
+    static constexpr auto probes = &lre_optimizer_probes_f32;
+    static constexpr auto finish = &lre_optimizer_finish_f32;
+    static constexpr auto step_batch = &lre_optimizer_step_batch_f32;
 };
 
 template <> struct Entry<double> {
     using Hvp = lre_hvp_f64_fn;
     static constexpr auto step = &lre_optimizer_step_f64;
+    static constexpr auto begin = &lre_optimizer_begin_f64;
+    static constexpr auto probes = &lre_optimizer_probes_f64;
+    static constexpr auto finish = &lre_optimizer_finish_f64;
+    static constexpr auto step_batch = &lre_optimizer_step_batch_f64;
 };
 
 /// Calls `hvp` in whichever of the two supported forms it accepts.
@@ -171,7 +179,38 @@ public:
         step(checked_data(params, "params"), checked_data(grad, "grad"), std::forward<Hvp>(hvp));
     }
 
-    /// Sets a parameter: "lr".
+    /// Split step, phase one: validates grad and returns how many Hessian-vector products the
+    /// step needs (0 on steps that do not update the curvature).
+    template <class T> std::size_t begin(const T *grad) {
+        std::size_t k = 0;
+        detail::check(detail::Entry<T>::begin(handle_.get(), grad, &k));
+        return k;
+    }
+
+    /// Split step: the begun step's probe vectors, k × ndim() values (row-major).
+    template <class T> void probes(T *out) const {
+        detail::check(detail::Entry<T>::probes(handle_.get(), out));
+    }
+
+    /// Split step, phase two: hvps holds H·probe for each probe (k × ndim()); moves params.
+    /// Non-finite HVPs throw LRE_ERR_NUMERICAL with nothing changed and the step still begun.
+    template <class T> void finish(T *params, const T *hvps) {
+        detail::check(detail::Entry<T>::finish(handle_.get(), params, hvps));
+    }
+
+    /// Abandons a begun split step; nothing changes.
+    void cancel() { detail::check(lre_optimizer_cancel(handle_.get())); }
+
+    /// A batch step: `batch` rows of ndim() per-sample gradients (row-major) and, for
+    /// gauss_newton, `batch` residuals (nullptr where the curvature needs none).
+    template <class T>
+    void step_batch(T *params, const T *per_sample_grads, std::size_t batch,
+                    const T *per_sample_values = nullptr) {
+        detail::check(detail::Entry<T>::step_batch(handle_.get(), params, per_sample_grads, batch,
+                                                    per_sample_values, nullptr, nullptr));
+    }
+
+    /// Sets a parameter: "lr", or "loss" (the next step's loss, for curvatures that use it).
     void set(const std::string &key, double value) {
         detail::check(lre_optimizer_set_param(handle_.get(), key.c_str(), value));
     }

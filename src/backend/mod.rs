@@ -69,6 +69,9 @@ pub trait Backend: Send + Clone {
     /// dst ← the caller's parameters (to remember them, e.g. for s = x − x_prev).
     fn copy_params(&self, params: &Self::InOut<'_>, dst: &mut Self::Vector);
 
+    /// A shorter-lived copy of a read-write caller vector (so it can be passed on and used again).
+    fn reborrow<'s>(&self, y: &'s mut Self::InOut<'_>) -> Self::InOut<'s>;
+
     /// An owned vector seen as a read-write "caller" vector, so operations that update
     /// parameters (`add_columns`, `add_host`) can update it too.
     fn as_inout<'v>(&self, v: &'v mut Self::Vector) -> Self::InOut<'v>;

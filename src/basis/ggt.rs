@@ -1,10 +1,18 @@
-//! GGT (ALGORITHM.md §3.2) without forming U (§8.2).
+//! GGT (ALGORITHM.md §3.2) without forming U (§8.2), with signed and asymmetric corrections
+//! through the K^½ formulation of §8.3 (no QR of the n×2m window).
 //!
-//! The window M = [y_1 … y_m] (n×m, a ring of physical columns) and its Gram matrix G = MᵀM
-//! (f64) are kept. The basis is U = M·W with W = V·Λ^{-1/2} from eig(G + damping·I), never
-//! formed: projection is Wᵀ(Mᵀg), unprojection is M·(W·u), and the change of basis is
-//! C = W_newᵀ·(M_newᵀM_old)·W_old, where M_newᵀM_old comes from G_old and the new Gram rows.
-//! Per update: one pass over the window for the new Gram row and one to unproject; O(m³) small work.
+//! The window M = [v_1 … v_m] (n×m, a ring of physical columns) and its Gram matrix K = MᵀM
+//! (f64) are kept. The accumulated matrix is A = M·E·Mᵀ, where E holds each column's weight α
+//! on its diagonal, or α/2 off the diagonal for a pair (y, z) of an asymmetric correction
+//! (A gets ½α(yzᵀ + zyᵀ)). The basis is U = M·W:
+//! * unit weights, no pairs (the covariance path, the reference's exact semantics, damping
+//!   included): (λ, V) = eig(K + damping·I), W = V·Λ^{-1/2};
+//! * otherwise: K = Wₖ·Σ·Wₖᵀ (rank r), S = Σ^½·WₖᵀEWₖ·Σ^½ + damping·I (r×r),
+//!   (λ, P) = eig(S), W = Wₖ·Σ^{-1/2}·P, so UᵀU = I and UᵀAU = diag(λ) − damping.
+//!
+//! Projection is Wᵀ(Mᵀg), unprojection M·(W·u), and the change of basis
+//! C = W_newᵀ·(M_newᵀM_old)·W_old, with M_newᵀM_old read off K_old and the new Gram rows.
+//! Per update: one pass over the window per new column and one to unproject; O(m³) small work.
 
 use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
@@ -17,6 +25,26 @@ use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
 use std::collections::VecDeque;
 
+/// Relative cut-off of K's eigenvalues in the K^½ path (the window's numerical rank).
+const GRAM_RANK_TOL: f64 = 1e-13;
+
+/// What a window column contributes to A = M·E·Mᵀ.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Role {
+    /// α·vvᵀ.
+    Single(f64),
+    /// The y of a pair (the z follows it): ½α(yzᵀ + zyᵀ).
+    PairY(f64),
+    PairZ,
+}
+
+impl Role {
+    /// Window columns the entry starting with this role occupies.
+    fn width(self) -> usize {
+        if let Role::PairY(_) = self { 2 } else { 1 }
+    }
+}
+
 /// The current basis in window coordinates.
 struct Current {
     /// W (m×k): U = M·W.
@@ -28,19 +56,21 @@ struct Current {
 /// GGT basis over backend `B`.
 pub struct Ggt<B: Backend> {
     window: B::Matrix,
+    /// history_size: corrections (entries) kept.
     capacity: usize,
     /// Physical column of each logical column, oldest first.
     slots: VecDeque<usize>,
+    /// Each logical column's role.
+    roles: VecDeque<Role>,
     /// MᵀM in logical order.
     gram: Mat<f64>,
     reg: Regularization,
     damping: f64,
     rdamping: f64,
     current: Option<Current>,
-    /// Products of the last correction's columns with the window as it now is (logical order).
-    cached: Vec<Vec<f64>>,
-    /// Leading correction columns that did not fit in the window (no cached products).
-    cache_offset: usize,
+    /// Products of the last correction's columns (y's) with the window as it now is, by
+    /// correction column (`None` for columns that did not enter the window).
+    cached: Vec<Option<Vec<f64>>>,
 }
 
 impl<B: Backend> Ggt<B> {
@@ -51,7 +81,8 @@ impl<B: Backend> Ggt<B> {
         Ok(Ggt {
             window: be.matrix(0)?,
             capacity,
-            slots: VecDeque::with_capacity(capacity),
+            slots: VecDeque::new(),
+            roles: VecDeque::new(),
             gram: Mat::zeros(0, 0),
             reg: Regularization {
                 truncate: Some(truncate),
@@ -64,44 +95,98 @@ impl<B: Backend> Ggt<B> {
             rdamping: c.f64("rdamping"),
             current: None,
             cached: Vec::new(),
-            cache_offset: 0,
         })
     }
 
-    /// Grows the window (doubling, up to history_size) so it holds at least `columns`.
+    /// Grows the window so it holds at least `columns` (at most two per entry): doubling up to
+    /// history_size columns, exactly beyond (only pairs of an asymmetric correction need more).
     fn reserve(&mut self, be: &B, columns: usize) -> Result<()> {
         let have = be.matrix_columns(&self.window);
-        let needed = columns.min(self.capacity);
+        let needed = columns.min(2 * self.capacity);
         if have < needed {
-            be.grow_matrix(&mut self.window, needed.max(2 * have).min(self.capacity))?;
+            be.grow_matrix(&mut self.window, needed.max((2 * have).min(self.capacity)))?;
         }
         Ok(())
     }
 
-    /// Eigenbasis of a window Gram matrix, or why there is none.
-    fn eigenbasis(&self, gram: &Mat<f64>) -> Result<Current, String> {
+    /// Most window columns the current kind of corrections can occupy.
+    fn column_limit(&self) -> usize {
+        let paired = self.roles.iter().any(|r| matches!(r, Role::PairY(_)));
+        if paired {
+            2 * self.capacity
+        } else {
+            self.capacity
+        }
+    }
+
+    /// The eigenbasis of A = M·E·Mᵀ from K = MᵀM and the roles, or why there is none.
+    fn eigenbasis(&self, gram: &Mat<f64>, roles: &[Role]) -> Result<Current, String> {
         let m = gram.nrows();
-        let damped = Mat::from_fn(m, m, |i, j| {
-            gram[(i, j)] + if i == j { self.damping } else { 0.0 }
-        });
-        let (values, vectors) = symmetric_eigen(&damped).map_err(|e| e.to_string())?;
+        let unit = roles.iter().all(|r| *r == Role::Single(1.0));
+        let (values, vectors, coeffs_of) = if unit {
+            let damped = Mat::from_fn(m, m, |i, j| {
+                gram[(i, j)] + if i == j { self.damping } else { 0.0 }
+            });
+            let (values, vectors) = symmetric_eigen(&damped).map_err(|e| e.to_string())?;
+            (values, vectors, None)
+        } else {
+            let (sigma, w) = symmetric_eigen(gram).map_err(|e| e.to_string())?;
+            let top = sigma.iter().copied().fold(0.0, f64::max);
+            let rank: Vec<usize> = (0..m).filter(|&i| sigma[i] > GRAM_RANK_TOL * top).collect();
+            let weights = weights(roles);
+            // B = Wₖ·Σ^½ (m×r): S = Bᵀ·E·B.
+            let half = Mat::from_fn(m, rank.len(), |i, j| {
+                w[(i, rank[j])] * sigma[rank[j]].sqrt()
+            });
+            let s = mul_tn(half.as_ref(), mul(weights.as_ref(), half.as_ref()).as_ref());
+            let damped = Mat::from_fn(s.nrows(), s.ncols(), |i, j| {
+                s[(i, j)] + if i == j { self.damping } else { 0.0 }
+            });
+            let (values, vectors) = symmetric_eigen(&damped).map_err(|e| e.to_string())?;
+            let inverse_half = Mat::from_fn(m, rank.len(), |i, j| {
+                w[(i, rank[j])] / sigma[rank[j]].sqrt()
+            });
+            (values, vectors, Some(inverse_half))
+        };
         let (values, vectors) =
             regularize_eigen(&values, &vectors, &self.reg).ok_or("no finite eigenvalue")?;
-        // U = M·V·Λ^{-1/2} needs λ > 0; a Gram matrix's other eigenvalues are round-off.
-        let keep: Vec<usize> = (0..values.len()).filter(|&i| values[i] > 0.0).collect();
-        let lambda_max = keep.last().map_or(0.0, |&i| values[i]);
-        let coeffs = Mat::from_fn(m, keep.len(), |r, j| {
-            vectors[(r, keep[j])] / values[keep[j]].sqrt()
-        });
-        let eigenvalues = keep
+        let (coeffs, eigenvalues) = match coeffs_of {
+            None => {
+                // U = M·V·Λ^{-1/2} needs λ > 0; a Gram matrix's other eigenvalues are round-off.
+                let keep: Vec<usize> = (0..values.len()).filter(|&i| values[i] > 0.0).collect();
+                let coeffs = Mat::from_fn(m, keep.len(), |r, j| {
+                    vectors[(r, keep[j])] / values[keep[j]].sqrt()
+                });
+                (coeffs, keep.iter().map(|&i| values[i]).collect::<Vec<_>>())
+            }
+            Some(inverse_half) => (mul(inverse_half.as_ref(), vectors.as_ref()), values),
+        };
+        let lambda_max = eigenvalues.last().copied().unwrap_or(0.0);
+        let eigenvalues = eigenvalues
             .iter()
-            .map(|&i| values[i] + self.rdamping * lambda_max)
+            .map(|l| l + self.rdamping * lambda_max)
             .collect();
         Ok(Current {
             coeffs,
             eigenvalues,
         })
     }
+}
+
+/// E: each column's weight in A = M·E·Mᵀ.
+fn weights(roles: &[Role]) -> Mat<f64> {
+    let mut e = Mat::zeros(roles.len(), roles.len());
+    for (i, role) in roles.iter().enumerate() {
+        match *role {
+            Role::Single(a) => e[(i, i)] = a,
+            Role::PairY(a) => {
+                e[(i, i + 1)] = 0.5 * a;
+                e[(i + 1, i)] = 0.5 * a;
+            }
+            Role::PairZ => {}
+        }
+    }
+    e
 }
 
 fn state_error(message: impl Into<String>) -> Error {
@@ -112,59 +197,90 @@ impl<B: Backend> Basis<B> for Ggt<B> {
     /// The window grows as it fills, so memory follows what is used (and a loaded state can
     /// only allocate what it contains).
     fn prepare(&mut self, be: &B, new_columns: usize) -> Result<()> {
-        self.reserve(be, self.slots.len() + new_columns)
+        self.reserve(
+            be,
+            (self.slots.len() + new_columns).min(self.column_limit()),
+        )
     }
 
     fn update(&mut self, be: &B, correction: &Correction<'_, B::Vector>) -> Result<Outcome> {
-        if correction.z.is_some() || correction.alpha.iter().any(|&a| a != 1.0) {
-            return Err(Error::unsupported(
-                "ggt with signed or asymmetric corrections (bfgs, sr1, or symmetrize=false with a \
-                 Hessian curvature) is not implemented yet",
-            ));
-        }
-        // Columns that would be dropped at once never enter the window.
+        let z = correction.z.as_deref();
+        // Entries that would be dropped at once never enter the window.
         let skip = correction.columns.len().saturating_sub(self.capacity);
-        let new = &correction.columns[skip..];
+        let mut new: Vec<(&B::Vector, Role)> = Vec::new();
+        for i in skip..correction.columns.len() {
+            let alpha = correction.alpha[i];
+            match z {
+                Some(z) => {
+                    new.push((correction.columns[i], Role::PairY(alpha)));
+                    new.push((z[i], Role::PairZ));
+                }
+                None => new.push((correction.columns[i], Role::Single(alpha))),
+            }
+        }
         let c = new.len();
-        // A no-op when the optimizer called `prepare`; direct callers get the same guarantee.
-        self.reserve(be, self.slots.len() + c)?;
         let old: Vec<usize> = self.slots.iter().copied().collect();
         let m_old = old.len();
+        // Drop whole entries, oldest first, beyond history_size.
+        let entries_old = self
+            .roles
+            .iter()
+            .filter(|r| !matches!(r, Role::PairZ))
+            .count();
+        let entries_new = correction.columns.len() - skip;
+        let mut drop = 0;
+        for _ in 0..(entries_old + entries_new).saturating_sub(self.capacity) {
+            drop += self.roles[drop].width();
+        }
+        let kept = m_old - drop;
+        let m_new = kept + c;
+        // Dropped columns are reused; a no-op when the optimizer called `prepare`.
+        self.reserve(be, m_old.max(m_new))?;
 
         // The only n-sized work: products of the new columns with the old window and each other.
         let products: Vec<Vec<f64>> = new
             .iter()
-            .map(|y| {
+            .map(|(v, _)| {
                 let mut d = vec![0.0; m_old];
-                be.column_dots(&self.window, &old, y, &mut d);
+                be.column_dots(&self.window, &old, v, &mut d);
                 d
             })
             .collect();
         let mut inner = Mat::<f64>::zeros(c, c);
         for i in 0..c {
             for j in 0..=i {
-                let v = be.dot(new[i], new[j]);
+                let v = be.dot(new[i].0, new[j].0);
                 inner[(i, j)] = v;
                 inner[(j, i)] = v;
             }
         }
 
-        let drop = (m_old + c).saturating_sub(self.capacity);
-        let kept = m_old - drop;
-        let m_new = kept + c;
         let gram = Mat::from_fn(m_new, m_new, |i, j| match (i < kept, j < kept) {
             (true, true) => self.gram[(i + drop, j + drop)],
             (true, false) => products[j - kept][i + drop],
             (false, true) => products[i - kept][j + drop],
             (false, false) => inner[(i - kept, j - kept)],
         });
+        let roles: Vec<Role> = self
+            .roles
+            .iter()
+            .skip(drop)
+            .copied()
+            .chain(new.iter().map(|(_, r)| *r))
+            .collect();
+        // Vector index of each correction column's y among the new columns.
+        let y_index = |j: usize| -> Option<usize> {
+            let per = if z.is_some() { 2 } else { 1 };
+            j.checked_sub(skip).map(|k| k * per)
+        };
 
-        self.cache_offset = skip;
-        let current = match self.eigenbasis(&gram) {
+        let current = match self.eigenbasis(&gram, &roles) {
             Ok(current) => current,
             Err(why) => {
                 // Keep the window and the basis; the products stay valid for projection.
-                self.cached = products;
+                self.cached = (0..correction.columns.len())
+                    .map(|j| y_index(j).map(|k| products[k].clone()))
+                    .collect();
                 return Ok(Outcome::Unchanged {
                     failure: Some(format!("ggt eigendecomposition failed: {why}")),
                 });
@@ -172,7 +288,7 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         };
 
         let change = self.current.as_ref().map(|previous| {
-            // M_newᵀM_old: surviving rows of G_old, then the new columns' products.
+            // M_newᵀM_old: surviving rows of K_old, then the new columns' products.
             let cross = Mat::from_fn(m_new, m_old, |i, j| {
                 if i < kept {
                     self.gram[(i + drop, j)]
@@ -189,12 +305,13 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         // Commit: reuse fresh physical columns first, then the dropped ones.
         let mut free: Vec<usize> = (m_old..be.matrix_columns(&self.window)).collect();
         free.extend(self.slots.drain(..drop));
-        for (y, slot) in new.iter().zip(free) {
-            be.set_column(&mut self.window, slot, y);
+        for ((v, _), slot) in new.iter().zip(free) {
+            be.set_column(&mut self.window, slot, v);
             self.slots.push_back(slot);
         }
-        self.cached = (kept..m_new)
-            .map(|i| gram.row(i).iter().copied().collect())
+        self.roles = roles.into();
+        self.cached = (0..correction.columns.len())
+            .map(|j| y_index(j).map(|k| gram.row(kept + k).iter().copied().collect()))
             .collect();
         self.gram = gram;
         self.current = Some(current);
@@ -219,10 +336,8 @@ impl<B: Backend> Basis<B> for Ggt<B> {
             .as_ref()
             .expect("ggt: project before the first basis");
         let cached = match v {
-            Source::CorrectionColumn(j, _) if j >= self.cache_offset => {
-                self.cached.get(j - self.cache_offset)
-            }
-            _ => None,
+            Source::CorrectionColumn(j, _) => self.cached.get(j).and_then(Option::as_ref),
+            Source::Vector(_) => None,
         };
         let products = match (cached, v) {
             (Some(p), _) => p.clone(),
@@ -251,12 +366,26 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         be.matrix_bytes(be.matrix_columns(&self.window))
     }
 
-    /// The window in logical order (oldest first), its Gram matrix and the current basis.
-    /// Physical slots and cached products are not state.
+    /// The window in logical order (oldest first), its roles (omitted when all are unit
+    /// weights), its Gram matrix and the current basis. Physical slots and cached products are
+    /// not state.
     fn save(&self, be: &B, enc: &mut Encoder<'_>) {
         enc.put_rows::<B::Elem>("window", self.slots.len(), be.ndim(), |i, out| {
             be.column_to_host(&self.window, self.slots[i], out)
         });
+        if self.roles.iter().any(|r| *r != Role::Single(1.0)) {
+            let (alpha, kind): (Vec<f64>, Vec<u64>) = self
+                .roles
+                .iter()
+                .map(|r| match *r {
+                    Role::Single(a) => (a, 0),
+                    Role::PairY(a) => (a, 1),
+                    Role::PairZ => (0.0, 2),
+                })
+                .unzip();
+            enc.put("alpha", &[alpha.len()], &alpha);
+            enc.put("role", &[kind.len()], &kind);
+        }
         put_matrix(enc, "gram", &self.gram);
         if let Some(current) = &self.current {
             put_matrix(enc, "coeffs", &current.coeffs);
@@ -270,7 +399,7 @@ impl<B: Backend> Basis<B> for Ggt<B> {
 
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
         let m = dec.shape("window").map_or(0, |shape| shape[0]);
-        if m > self.capacity {
+        if m > 2 * self.capacity {
             return Err(state_error(format!(
                 "ggt: the state's window has {m} columns; history_size is {}",
                 self.capacity
@@ -281,6 +410,31 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         dec.get_rows::<B::Elem>("window", be.ndim(), |i, data| {
             be.column_from_host(data, window, i)
         })?;
+        let roles: Vec<Role> = if dec.has("alpha") {
+            let alpha = dec.get_shaped::<f64>("alpha", &[m])?;
+            let kind = dec.get_shaped::<u64>("role", &[m])?;
+            let roles: Vec<Role> = alpha
+                .iter()
+                .zip(&kind)
+                .map(|(a, k)| match k {
+                    0 => Ok(Role::Single(*a)),
+                    1 => Ok(Role::PairY(*a)),
+                    2 => Ok(Role::PairZ),
+                    _ => Err(state_error(format!("ggt: unknown column role {k}"))),
+                })
+                .collect::<Result<_>>()?;
+            let paired = roles.iter().enumerate().all(|(i, r)| match r {
+                Role::PairY(_) => roles.get(i + 1) == Some(&Role::PairZ),
+                Role::PairZ => i > 0 && matches!(roles[i - 1], Role::PairY(_)),
+                Role::Single(_) => true,
+            });
+            if !paired {
+                return Err(state_error("ggt: unpaired columns in the window"));
+            }
+            roles
+        } else {
+            vec![Role::Single(1.0); m]
+        };
         let gram = get_matrix(dec, "gram", Some(m))?;
         if gram.ncols() != m {
             return Err(state_error(
@@ -298,9 +452,9 @@ impl<B: Backend> Basis<B> for Ggt<B> {
             None
         };
         self.slots = (0..m).collect();
+        self.roles = roles.into();
         self.gram = gram;
         self.cached.clear();
-        self.cache_offset = 0;
         Ok(())
     }
 }

@@ -78,6 +78,22 @@ pub trait Basis<B: Backend>: Send {
     /// y ← y + α·Q·u. Only called once `rank()` is `Some`.
     fn add_unprojected(&mut self, be: &B, u: &[f64], alpha: f64, y: B::InOut<'_>);
 
+    /// out ← Q·diag(L)·Qᵀ·v, the current curvature approximation applied to v (BFGS and SR1
+    /// need B·s). Returns false, leaving `out` unspecified, when there is no basis yet or it
+    /// has no eigenvalues.
+    fn apply_curvature(&mut self, be: &B, v: &B::Vector, out: &mut B::Vector) -> bool {
+        let (Some(_), true) = (self.rank(), self.provides_eigenvalues()) else {
+            return false;
+        };
+        let mut coords = Vec::new();
+        self.project(be, Source::Vector(v), &mut coords);
+        let values = self.eigenvalues().unwrap_or(&[]);
+        coords.iter_mut().zip(values).for_each(|(c, l)| *c *= l);
+        be.scale(0.0, out);
+        self.add_unprojected(be, &coords, 1.0, be.as_inout(out));
+        true
+    }
+
     /// Bytes of n-sized state held (for memory reports).
     fn state_bytes(&self, be: &B) -> usize;
 

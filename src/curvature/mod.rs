@@ -1,36 +1,134 @@
 //! Curvatures: what the low-rank matrix approximates and which corrections feed it
 //! (ALGORITHM.md §2).
+//!
+//! Every step hands the curvature an [`Observation`]: the gradient and, depending on what the
+//! curvature asks for in its [`Requirements`], per-sample gradients and values (batch steps), the
+//! loss, and probe vectors with their Hessian-vector products. On update steps it returns a
+//! correction for the basis.
 
+pub mod bfgs;
 pub mod covariance;
+pub mod covariance_times_loss;
+pub mod history;
+pub mod hutchinson;
+pub mod per_sample;
+pub mod probes;
+pub mod sr1;
+pub mod unrolled_gauss_newton;
 
 use crate::backend::Backend;
-use crate::basis::Correction;
+use crate::basis::{Basis, Correction};
 use crate::component::{Component, ComponentSpec, Family, Range, boolean, float, int, word};
 use crate::error::Result;
+use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
+
+/// What a curvature needs from the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// Hessian-vector products per update step.
+    pub probes: usize,
+    /// The loss, set before each step (`set_loss`).
+    pub loss: bool,
+    /// Per-sample gradients (the batch step).
+    pub samples: bool,
+    /// Per-sample values with them (residuals).
+    pub values: bool,
+}
+
+/// What one step gives the curvature.
+pub struct Observation<'a, V> {
+    /// The validated gradient of this step (on batch steps, formed by `batch_gradient`).
+    pub grad: &'a V,
+    /// Per-sample gradients of a batch step (empty otherwise).
+    pub samples: &'a [V],
+    /// Per-sample values (residuals for Gauss-Newton), if given.
+    pub values: Option<&'a [f64]>,
+    /// The loss set for this step, if any.
+    pub loss: Option<f64>,
+    /// Probe vectors and their Hessian-vector products, on update steps of Hessian curvatures.
+    pub probes: &'a [V],
+    pub hvps: &'a [V],
+    /// Whether this is an update step.
+    pub update: bool,
+}
+
+/// What a curvature makes of a step.
+pub struct Observed<'a, V> {
+    /// The correction for the basis (update steps), columns oldest first.
+    pub correction: Option<Correction<'a, V>>,
+    /// A gradient to step with instead of the observed one (unrolled Gauss-Newton).
+    pub gradient: Option<&'a V>,
+}
+
+impl<V> Observed<'_, V> {
+    pub fn nothing() -> Self {
+        Observed {
+            correction: None,
+            gradient: None,
+        }
+    }
+}
 
 /// A curvature over backend `B`.
 pub trait Curvature<B: Backend>: Send {
-    /// Hessian-vector products needed on an update step (0 for gradient-only curvatures).
-    fn num_probes(&self) -> usize;
+    /// What this curvature needs from the caller.
+    fn requirements(&self) -> Requirements;
 
     /// Whether update steps provide per-sample Jacobians (empirical Fisher, Gauss-Newton).
     fn provides_jacobian(&self) -> bool {
+        self.requirements().samples
+    }
+
+    /// Whether the correction needs the basis's eigenvalues (B·s of BFGS and SR1).
+    fn needs_eigenvalues(&self) -> bool {
         false
     }
 
-    /// Reserves what this step needs before anything changes (so running out of memory changes
-    /// nothing); returns the number of correction columns the step will produce.
-    fn prepare(&mut self, be: &B, update: bool) -> Result<usize>;
+    /// The gradient of a batch step from per-sample gradients (and values): their sum, unless
+    /// the curvature defines otherwise (Gauss-Newton: Jᵀr).
+    fn batch_gradient(
+        &self,
+        be: &B,
+        samples: &[B::Vector],
+        _values: Option<&[f64]>,
+        out: &mut B::Vector,
+    ) {
+        be.scale(0.0, out);
+        for s in samples {
+            be.axpy(1.0, s, out);
+        }
+    }
 
-    /// Sees this step's validated gradient `g`. On update steps returns the correction to give to
-    /// the basis (columns oldest first); `None` when there is nothing to add.
+    /// Fills `probes` (one per required HVP) for this update step. Changes nothing: what the
+    /// draw must remember is committed by `observe`.
+    fn draw_probes(
+        &self,
+        _be: &B,
+        _grad: &B::Vector,
+        _basis: &mut dyn Basis<B>,
+        _rng: &mut Rng,
+        _probes: &mut [B::Vector],
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Reserves what this step needs before anything changes (so running out of memory changes
+    /// nothing); returns how many vectors (columns of Y and of Z) the correction will have at
+    /// most, so the basis can reserve too.
+    /// `batch` is the number of per-sample gradients of a batch step (0 otherwise).
+    fn prepare(&mut self, be: &B, update: bool, batch: usize) -> Result<usize>;
+
+    /// Sees a validated step; on update steps returns the correction for the basis.
     fn observe<'a>(
         &'a mut self,
         be: &B,
-        g: &'a B::Vector,
-        update: bool,
-    ) -> Option<Correction<'a, B::Vector>>;
+        obs: &Observation<'a, B::Vector>,
+        basis: &mut dyn Basis<B>,
+    ) -> Observed<'a, B::Vector>;
+
+    /// After the parameters moved; `next_update` says whether the next step updates.
+    fn after_step(&mut self, _be: &B, _params: &B::InOut<'_>, _next_update: bool) {}
 
     /// Bytes of n-sized state held (for memory reports).
     fn state_bytes(&self, be: &B) -> usize;
@@ -42,10 +140,27 @@ pub trait Curvature<B: Backend>: Send {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()>;
 }
 
-/// Creates the curvature `c`.
-pub fn build<B: Backend + 'static>(c: &Component) -> Result<Box<dyn Curvature<B>>> {
+/// Creates the curvature `c`; `symmetrize` is the optimizer's setting (corrections Y·Zᵀ become
+/// ¼(Y+Z)(Y+Z)ᵀ).
+pub fn build<B: Backend + 'static>(
+    c: &Component,
+    symmetrize: bool,
+) -> Result<Box<dyn Curvature<B>>> {
     match c.name() {
         "covariance" => Ok(Box::new(covariance::Covariance::<B>::new())),
+        "covariance_times_loss" => Ok(Box::new(
+            covariance_times_loss::CovarianceTimesLoss::<B>::new(c),
+        )),
+        "unrolled_gauss_newton" => Ok(Box::new(
+            unrolled_gauss_newton::UnrolledGaussNewton::<B>::new(c),
+        )),
+        "empirical_fisher" => Ok(Box::new(per_sample::PerSample::<B>::fisher())),
+        "gauss_newton" => Ok(Box::new(per_sample::PerSample::<B>::gauss_newton())),
+        "full_hutchinson_hessian" => Ok(Box::new(hutchinson::FullHutchinsonHessian::<B>::new(
+            c, symmetrize,
+        ))),
+        "sr1" => Ok(Box::new(sr1::Sr1::<B>::new(c))),
+        "bfgs" => Ok(Box::new(bfgs::Bfgs::<B>::new(c))),
         other => Err(FAMILY.unsupported(other)),
     }
 }
@@ -72,8 +187,8 @@ pub static FAMILY: Family = Family {
                     "project probes off the current basis",
                 ),
             ],
-            implemented: false,
-            summary: "Hessian from one Hessian-vector product per update",
+            implemented: true,
+            summary: "Hessian from one Hessian-vector product per update (correction Hz·zᵀ)",
         },
         ComponentSpec {
             name: "bfgs",
@@ -92,8 +207,8 @@ pub static FAMILY: Family = Family {
                     "skip updates with sᵀy <= tol",
                 ),
             ],
-            implemented: false,
-            summary: "BFGS update with Hessian-vector products",
+            implemented: true,
+            summary: "BFGS update with Hessian-vector products in place of gradient differences",
         },
         ComponentSpec {
             name: "sr1",
@@ -113,20 +228,20 @@ pub static FAMILY: Family = Family {
                 boolean("inverse", false, "approximate the inverse Hessian"),
                 boolean("positive_only", false, "drop negative updates"),
             ],
-            implemented: false,
+            implemented: true,
             summary: "symmetric rank-one update with Hessian-vector products",
         },
         ComponentSpec {
             name: "empirical_fisher",
             params: &[],
-            implemented: false,
-            summary: "per-sample gradients as correction columns",
+            implemented: true,
+            summary: "per-sample gradients as correction columns (batch step)",
         },
         ComponentSpec {
             name: "gauss_newton",
             params: &[],
-            implemented: false,
-            summary: "per-residual gradients (Jacobian rows) as correction columns",
+            implemented: true,
+            summary: "per-residual gradients (Jacobian rows) as correction columns; gradient Jᵀr (batch step)",
         },
         ComponentSpec {
             name: "unrolled_gauss_newton",
@@ -134,8 +249,8 @@ pub static FAMILY: Family = Family {
                 int("history_size", 10, 1, "gradients in the unrolled Jacobian"),
                 boolean("adaptive", false, "subtract the minimum previous loss"),
             ],
-            implemented: false,
-            summary: "experimental: gradient history as a Gauss-Newton Jacobian",
+            implemented: true,
+            summary: "experimental: gradient history as a Gauss-Newton Jacobian (needs the loss)",
         },
         ComponentSpec {
             name: "covariance_times_loss",
@@ -144,8 +259,8 @@ pub static FAMILY: Family = Family {
                 true,
                 "subtract the minimum previous loss",
             )],
-            implemented: false,
-            summary: "experimental: gradients scaled by the loss",
+            implemented: true,
+            summary: "experimental: gradients scaled by the loss (needs the loss)",
         },
     ],
     aliases: &[],

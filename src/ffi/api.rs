@@ -4,23 +4,13 @@
 
 use super::guard::{guard, guard_value, last_error_ptr, static_cstr};
 use super::handle::{Handle, LreOptimizer, with_optimizer};
-use super::pointers::{self, check_disjoint, optimizer, optimizer_mut, out};
-use crate::backend::{Dtype, Scalar};
+use super::pointers::{self, optimizer, optimizer_mut, out};
+use crate::backend::Dtype;
 use crate::error::{Error, Result, Status};
 use crate::optimizer::CpuOptimizer;
 use crate::spec::{Config, parse_component};
-use std::ffi::{c_char, c_void};
+use std::ffi::c_char;
 use std::path::Path;
-
-/// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
-/// and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
-/// Called synchronously on the caller's thread, only during the step that received it.
-pub type HvpF32 =
-    Option<unsafe extern "C" fn(user: *mut c_void, v: *const f32, hv: *mut f32, n: usize) -> i32>;
-
-/// Hessian-vector product callback for f64 optimizers (see `lre_hvp_f32_fn`).
-pub type HvpF64 =
-    Option<unsafe extern "C" fn(user: *mut c_void, v: *const f64, hv: *mut f64, n: usize) -> i32>;
 
 /// The ABI version of the loaded library. Bindings compare it with `LRE_ABI_VERSION` from the
 /// header they were built against.
@@ -144,7 +134,9 @@ pub unsafe extern "C" fn lre_optimizer_spec(
     })
 }
 
-/// Sets a parameter. Settable now: "lr" (finite, >= 0; takes effect at the next step).
+/// Sets a parameter: "lr" (finite, >= 0; takes effect at the next step) or "loss" (the loss of
+/// the next step, for curvatures that need it: covariance_times_loss, unrolled_gauss_newton;
+/// consumed by that step).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string.
@@ -161,11 +153,12 @@ pub unsafe extern "C" fn lre_optimizer_set_param(
         let key = unsafe { pointers::text(key, "key") }?;
         match key {
             "lr" => with_optimizer!(&mut opt.inner, o => o.set_lr(value)),
+            "loss" => with_optimizer!(&mut opt.inner, o => o.set_loss(value)),
             k if GETTABLE.contains(&k) => Err(Error::invalid(format!(
-                "\"{k}\" is read-only; settable keys: lr"
+                "\"{k}\" is read-only; settable keys: lr, loss"
             ))),
             k => Err(Error::invalid(format!(
-                "unknown parameter \"{k}\"; settable keys: lr"
+                "unknown parameter \"{k}\"; settable keys: lr, loss"
             ))),
         }
     })
@@ -224,66 +217,6 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
         unsafe { pointers::write(value, v) };
         Ok(())
     })
-}
-
-/// One step of an f32 optimizer: reads `grad` (ndim floats), updates `params` (ndim floats) in
-/// place. `hvp`/`user` supply Hessian-vector products to curvatures that need them (none of the
-/// curvatures implemented in this version do; pass NULL). On any error `params` and the
-/// optimizer are unchanged.
-///
-/// # Safety
-/// `opt` is a live optimizer; `params` and `grad` are NULL or arrays of ndim floats that do not
-/// overlap.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_step_f32(
-    opt: *mut LreOptimizer,
-    params: *mut f32,
-    grad: *const f32,
-    hvp: HvpF32,
-    user: *mut c_void,
-) -> Status {
-    guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f32("lre_optimizer_step_f32")?;
-        let _ = (hvp, user);
-        // SAFETY: forwarded caller contract on `params` and `grad`.
-        unsafe { step(o, params, grad) }
-    })
-}
-
-/// One step of an f64 optimizer (see `lre_optimizer_step_f32`).
-///
-/// # Safety
-/// As `lre_optimizer_step_f32`, with arrays of ndim doubles.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn lre_optimizer_step_f64(
-    opt: *mut LreOptimizer,
-    params: *mut f64,
-    grad: *const f64,
-    hvp: HvpF64,
-    user: *mut c_void,
-) -> Status {
-    guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f64("lre_optimizer_step_f64")?;
-        let _ = (hvp, user);
-        // SAFETY: forwarded caller contract on `params` and `grad`.
-        unsafe { step(o, params, grad) }
-    })
-}
-
-/// # Safety
-/// `params` and `grad` are NULL or arrays of `o.ndim()` elements that do not overlap.
-unsafe fn step<T: Scalar>(o: &mut CpuOptimizer<T>, params: *mut T, grad: *const T) -> Result<()> {
-    let n = o.ndim();
-    // SAFETY: caller contract (NULL or ndim readable elements).
-    let grad = unsafe { pointers::slice(grad, n, "grad") }?;
-    check_disjoint(params, n, "params", grad.as_ptr(), n, "grad")?;
-    // SAFETY: caller contract (NULL or ndim writable elements), disjoint from `grad` (checked).
-    let params = unsafe { pointers::slice_mut(params, n, "params") }?;
-    o.step(params, grad)
 }
 
 /// Writes the regularized eigenvalues the inner optimizer used in the last step (ascending;

@@ -4,12 +4,16 @@
 //!   `lre_status` and records the thread-local last error message.
 //! * [`pointers`] — every raw pointer is checked and converted here, and only here.
 //! * [`handle`] — the opaque `lre_optimizer_t` and its dtype dispatch.
-//! * [`api`] — the exported functions (`include/lre.h` is generated from them by cbindgen).
+//! * [`api`] — the exported functions: handles, parameters, introspection, state;
+//! * [`step`] — the step entry points (one-call, split, batch).
+//!
+//! `include/lre.h` is generated from them by cbindgen.
 
 pub mod api;
 pub mod guard;
 pub mod handle;
 pub mod pointers;
+pub mod step;
 
 /// ABI version of this library; equals `LRE_ABI_VERSION` in the header it was built with.
 /// Bumped on any incompatible change of the C API.

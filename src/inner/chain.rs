@@ -42,6 +42,13 @@ impl Chain {
         }
     }
 
+    /// Tells every member the basis absorbed a correction without changing.
+    pub fn basis_refreshed(&mut self) {
+        for member in &mut self.members {
+            member.basis_refreshed();
+        }
+    }
+
     /// Writes every member's state under `chain/<index>/`.
     pub fn save(&self, enc: &mut Encoder<'_>) {
         for (i, member) in self.members.iter().enumerate() {

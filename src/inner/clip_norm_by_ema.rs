@@ -7,15 +7,12 @@
 //! replacement direction gets norm min_norm, not ≈√k.
 
 use super::reproject::{first_moment, norm};
-use super::{Context, Inner};
+use super::{Context, Inner, SAFE_FLOOR};
 use crate::component::Component;
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
-
-/// Twice the smallest positive normal f64: the reference's "safe floor".
-const SAFE_FLOOR: f64 = 2.0 * f64::MIN_POSITIVE;
 
 pub struct ClipNormByEma {
     beta: f64,

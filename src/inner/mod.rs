@@ -6,11 +6,22 @@ pub mod adam;
 pub mod cautious;
 pub mod chain;
 pub mod clip_norm_by_ema;
+pub mod cubic_adam;
+pub mod elementwise;
 pub mod ema;
+pub mod full_matrix;
+pub mod full_matrix_adam;
+pub mod full_matrix_bfgs_adam;
+pub mod full_matrix_hutchinson_adam;
+pub mod hutchinson_adam;
 pub mod l_inv;
+pub mod lion;
+pub mod natural_gradient;
 pub mod reproject;
 
 pub use chain::Chain;
+
+use elementwise::Elementwise;
 
 use crate::component::{
     Alias, Component, ComponentSpec, Family, Range, Value, boolean, float, opt_float,
@@ -19,6 +30,9 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+
+/// Twice the smallest positive normal f64: the reference's "safe floor" for divisors.
+pub const SAFE_FLOOR: f64 = 2.0 * f64::MIN_POSITIVE;
 
 /// What an inner optimizer sees besides the update it transforms.
 pub struct Context<'a> {
@@ -43,6 +57,11 @@ impl<'a> Context<'a> {
             jacobian: None,
         }
     }
+
+    /// This step's Hessian sample, if it has at least one probe.
+    pub fn hessian_probes(&self) -> Option<HessianSample<'a>> {
+        self.hessian.filter(|h| !h.z.is_empty())
+    }
 }
 
 /// Projected Hessian information of one step: Qᵀz and Qᵀ(H·z) for each probe z.
@@ -50,6 +69,16 @@ impl<'a> Context<'a> {
 pub struct HessianSample<'a> {
     pub z: &'a [Vec<f64>],
     pub hz: &'a [Vec<f64>],
+}
+
+impl<'a> HessianSample<'a> {
+    /// The probes as pairs (Qᵀz, Qᵀ(H·z)).
+    pub fn probes(&self) -> impl Iterator<Item = (&'a [f64], &'a [f64])> + 'a {
+        self.z
+            .iter()
+            .zip(self.hz)
+            .map(|(z, hz)| (z.as_slice(), hz.as_slice()))
+    }
 }
 
 /// One member of the chain.
@@ -60,6 +89,10 @@ pub trait Inner: Send {
     /// Moves the state to a new basis: C = Q_newᵀQ_old (k_new × k_old). Not called for the
     /// first basis: state is created lazily at the first step, at the current k.
     fn reproject(&mut self, c: &Mat<f64>, rng: &mut Rng);
+
+    /// The basis absorbed a correction and stayed the same (C = I; the identity basis): state
+    /// that the reference recomputes on every reprojection is recomputed now too.
+    fn basis_refreshed(&mut self) {}
 
     /// Whether this member divides by the basis's eigenvalues.
     fn needs_eigenvalues(&self) -> bool {
@@ -94,6 +127,28 @@ pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
         "clip_norm_by_ema" => Ok(Box::new(clip_norm_by_ema::ClipNormByEma::new(c))),
         "l_inv" => Ok(Box::new(l_inv::LInv::new(1.0))),
         "l_inv_sqrt" => Ok(Box::new(l_inv::LInv::new(0.5))),
+        "full_matrix_adam" => Ok(Box::new(full_matrix_adam::FullMatrixAdam::new(c))),
+        "hutchinson_adam" => Ok(Box::new(hutchinson_adam::HutchinsonAdam::new(c))),
+        "full_matrix_hutchinson_adam" => Ok(Box::new(
+            full_matrix_hutchinson_adam::FullMatrixHutchinsonAdam::new(c),
+        )),
+        "full_matrix_bfgs_adam" => Ok(Box::new(full_matrix_bfgs_adam::FullMatrixBfgsAdam::new(c))),
+        "cubic_adam" => Ok(Box::new(cubic_adam::CubicAdam::new(c))),
+        "lion" => Ok(Box::new(lion::Lion::new(c))),
+        "clip_norm" => Ok(Box::new(Elementwise::ClipNorm {
+            max_norm: c.f64("max_norm"),
+        })),
+        "clip_value" => Ok(Box::new(Elementwise::ClipValue {
+            max_value: c.f64("max_value"),
+        })),
+        "copy_grad_sign" => Ok(Box::new(Elementwise::CopyGradSign)),
+        "sign" => Ok(Box::new(Elementwise::Sign)),
+        "normalize" => Ok(Box::new(Elementwise::Normalize)),
+        "nan_to_zero" => Ok(Box::new(Elementwise::NanToZero)),
+        // One member under both names (§5.15).
+        "natural_gradient" | "gauss_newton" => {
+            Ok(Box::new(natural_gradient::NaturalGradient::new(c)))
+        }
         other => Err(FAMILY.unsupported(other)),
     }
 }
@@ -103,8 +158,9 @@ const BETA2: crate::component::ParamSpec = float("beta2", 0.99, Range::BETA, "se
 const AMSGRAD: crate::component::ParamSpec = opt_float(
     "amsgrad_beta",
     None,
-    Range::BETA,
-    "decay of the AMSGrad maximum; none = off",
+    // 1 is the classic, undecayed AMSGrad maximum (the reference documents it).
+    Range::new(0.0, 1.0, true, true),
+    "decay of the AMSGrad maximum (1 = no decay); none = off",
 );
 const EIG_TOL: crate::component::ParamSpec = float(
     "eig_tol",
@@ -141,7 +197,7 @@ pub static FAMILY: Family = Family {
         ComponentSpec {
             name: "full_matrix_adam",
             params: &[BETA1, BETA2, eps(1e-8), AMSGRAD, EIG_TOL, DAMPING, RDAMPING],
-            implemented: false,
+            implemented: true,
             summary: "Adam with a full k×k second moment",
         },
         ComponentSpec {
@@ -154,7 +210,7 @@ pub static FAMILY: Family = Family {
                 boolean("square", true, "AdaHessian-style squared estimate"),
                 boolean("zhz", true, "use z∘Hz instead of Hz"),
             ],
-            implemented: false,
+            implemented: true,
             summary: "Adam with a Hutchinson diagonal Hessian estimate (SophiaH/AdaHessian)",
         },
         ComponentSpec {
@@ -169,7 +225,7 @@ pub static FAMILY: Family = Family {
                 RDAMPING,
                 boolean("abs", true, "use |eigenvalues|"),
             ],
-            implemented: false,
+            implemented: true,
             summary: "Adam preconditioned by a full k×k Hutchinson Hessian",
         },
         ComponentSpec {
@@ -195,7 +251,7 @@ pub static FAMILY: Family = Family {
                 ),
                 boolean("use_eigh", false, "invert through an eigendecomposition"),
             ],
-            implemented: false,
+            implemented: true,
             summary: "Adam preconditioned by a k×k BFGS matrix",
         },
         ComponentSpec {
@@ -206,7 +262,7 @@ pub static FAMILY: Family = Family {
                 float("beta3", 0.99, Range::BETA, "third-moment decay"),
                 eps(1e-8),
             ],
-            implemented: false,
+            implemented: true,
             summary: "Adam with a cubic model per coordinate",
         },
         ComponentSpec {
@@ -216,7 +272,7 @@ pub static FAMILY: Family = Family {
                 BETA2,
                 boolean("cautious", false, "zero entries that disagree with ĝ"),
             ],
-            implemented: false,
+            implemented: true,
             summary: "Lion (sign of interpolated momentum)",
         },
         ComponentSpec {
@@ -239,7 +295,7 @@ pub static FAMILY: Family = Family {
                 Range::POSITIVE,
                 "largest allowed norm",
             )],
-            implemented: false,
+            implemented: true,
             summary: "scale the update down to max_norm",
         },
         ComponentSpec {
@@ -250,7 +306,7 @@ pub static FAMILY: Family = Family {
                 Range::POSITIVE,
                 "largest allowed |entry|",
             )],
-            implemented: false,
+            implemented: true,
             summary: "clamp every entry to [-max_value, max_value]",
         },
         ComponentSpec {
@@ -287,7 +343,7 @@ pub static FAMILY: Family = Family {
         ComponentSpec {
             name: "copy_grad_sign",
             params: &[],
-            implemented: false,
+            implemented: true,
             summary: "|u| with the sign of ĝ",
         },
         ComponentSpec {
@@ -305,19 +361,19 @@ pub static FAMILY: Family = Family {
         ComponentSpec {
             name: "sign",
             params: &[],
-            implemented: false,
+            implemented: true,
             summary: "sign(u)",
         },
         ComponentSpec {
             name: "normalize",
             params: &[],
-            implemented: false,
+            implemented: true,
             summary: "u / ‖u‖",
         },
         ComponentSpec {
             name: "nan_to_zero",
             params: &[],
-            implemented: false,
+            implemented: true,
             summary: "replace NaN and ±Inf by 0",
         },
         ComponentSpec {
@@ -328,7 +384,7 @@ pub static FAMILY: Family = Family {
                 Range::NON_NEGATIVE,
                 "Tikhonov regularization",
             )],
-            implemented: false,
+            implemented: true,
             summary: "least-squares natural gradient from per-sample gradients",
         },
         ComponentSpec {
@@ -339,7 +395,7 @@ pub static FAMILY: Family = Family {
                 Range::NON_NEGATIVE,
                 "Tikhonov regularization",
             )],
-            implemented: false,
+            implemented: true,
             summary: "least-squares Gauss-Newton step from per-residual gradients",
         },
     ],

@@ -2,9 +2,13 @@
 //! so results are deterministic and never fight the n-sized loops for cores.
 
 pub mod eigen;
+pub mod inverse;
+pub mod matrix_function;
 pub mod products;
 pub mod regularize;
 
 pub use eigen::{EigenError, symmetric_eigen};
+pub use inverse::inverse;
+pub use matrix_function::matrix_function;
 pub use products::{mat_t_vec, mat_vec, mul, mul_tn};
 pub use regularize::{Regularization, regularize_eigen};

@@ -183,6 +183,10 @@ impl<T: Scalar> Backend for Cpu<T> {
         dst.copy_from_slice(params);
     }
 
+    fn reborrow<'s>(&self, y: &'s mut &mut [T]) -> &'s mut [T] {
+        y
+    }
+
     fn as_inout<'v>(&self, v: &'v mut Vec<T>) -> &'v mut [T] {
         v.as_mut_slice()
     }

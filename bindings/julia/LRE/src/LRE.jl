@@ -12,7 +12,7 @@ from the system's library path.
 """
 module LRE
 
-export LREError, step!
+export LREError, step!, begin!, probes, finish!, cancel!, step_batch!
 
 const libLRE = get(ENV, "LRE_LIBRARY", "liblre")
 
@@ -169,6 +169,94 @@ c_step(opt::Optimizer{Float32}, x, g, callback, user) =
 c_step(opt::Optimizer{Float64}, x, g, callback, user) =
     ccall((:lre_optimizer_step_f64, libLRE), Cint,
           (Ptr{Cvoid}, Ptr{Float64}, Ptr{Float64}, Ptr{Cvoid}, Ptr{Cvoid}), opt, x, g, callback, user)
+
+"""
+    begin!(opt, g) -> k
+
+Split step, phase one: validates the gradient and returns how many Hessian-vector products the
+step needs (0 on steps that do not update the curvature). Then `probes(opt, k)` and
+`finish!(opt, x, hvps)`; `cancel!(opt)` abandons the step.
+"""
+function begin!(opt::Optimizer{T}, g::DenseArray{T}) where {T}
+    check_length(opt, g, "g")
+    k = Ref{Csize_t}(0)
+    check(c_begin(opt, g, k))
+    return Int(k[])
+end
+
+c_begin(opt::Optimizer{Float32}, g, k) =
+    ccall((:lre_optimizer_begin_f32, libLRE), Cint, (Ptr{Cvoid}, Ptr{Float32}, Ref{Csize_t}), opt, g, k)
+c_begin(opt::Optimizer{Float64}, g, k) =
+    ccall((:lre_optimizer_begin_f64, libLRE), Cint, (Ptr{Cvoid}, Ptr{Float64}, Ref{Csize_t}), opt, g, k)
+
+"""
+    probes(opt, k) -> Matrix (ndim × k)
+
+The begun split step's probe vectors, one per column.
+"""
+function probes(opt::Optimizer{T}, k::Integer) where {T}
+    out = Matrix{T}(undef, opt.ndim, k)
+    check(c_probes(opt, out))
+    return out
+end
+
+c_probes(opt::Optimizer{Float32}, out) =
+    ccall((:lre_optimizer_probes_f32, libLRE), Cint, (Ptr{Cvoid}, Ptr{Float32}), opt, out)
+c_probes(opt::Optimizer{Float64}, out) =
+    ccall((:lre_optimizer_probes_f64, libLRE), Cint, (Ptr{Cvoid}, Ptr{Float64}), opt, out)
+
+"""
+    finish!(opt, x, hvps)
+
+Split step, phase two: `hvps` (ndim × k) holds H·probe for each probe; updates `x` in place.
+Non-finite products throw `LREError` with nothing changed and the step still begun.
+"""
+function finish!(opt::Optimizer{T}, x::DenseArray{T}, hvps::DenseMatrix{T}) where {T}
+    check_length(opt, x, "x")
+    size(hvps, 1) == opt.ndim || throw(DimensionMismatch("hvps has $(size(hvps, 1)) rows; ndim = $(opt.ndim)"))
+    check(c_finish(opt, x, hvps))
+    return x
+end
+
+c_finish(opt::Optimizer{Float32}, x, hvps) =
+    ccall((:lre_optimizer_finish_f32, libLRE), Cint, (Ptr{Cvoid}, Ptr{Float32}, Ptr{Float32}), opt, x, hvps)
+c_finish(opt::Optimizer{Float64}, x, hvps) =
+    ccall((:lre_optimizer_finish_f64, libLRE), Cint, (Ptr{Cvoid}, Ptr{Float64}, Ptr{Float64}), opt, x, hvps)
+
+"""
+    cancel!(opt)
+
+Abandons a begun split step; nothing changes.
+"""
+cancel!(opt::Optimizer) = (check(ccall((:lre_optimizer_cancel, libLRE), Cint, (Ptr{Cvoid},), opt)); opt)
+
+"""
+    step_batch!(opt, x, per_sample_grads; values = nothing)
+
+A batch step: `per_sample_grads` is ndim × batch (one sample's gradient per column) and
+`values` the per-sample residuals for `gauss_newton`.
+"""
+function step_batch!(opt::Optimizer{T}, x::DenseArray{T}, per_sample_grads::DenseMatrix{T};
+                     values::Union{Nothing,DenseVector{T}} = nothing) where {T}
+    check_length(opt, x, "x")
+    size(per_sample_grads, 1) == opt.ndim ||
+        throw(DimensionMismatch("per_sample_grads has $(size(per_sample_grads, 1)) rows; ndim = $(opt.ndim)"))
+    batch = size(per_sample_grads, 2)
+    values === nothing || length(values) == batch ||
+        throw(DimensionMismatch("$(length(values)) values for a batch of $batch"))
+    vals = values === nothing ? Ptr{T}(C_NULL) : pointer(values)
+    GC.@preserve values check(c_step_batch(opt, x, per_sample_grads, batch, vals))
+    return x
+end
+
+c_step_batch(opt::Optimizer{Float32}, x, grads, batch, vals) =
+    ccall((:lre_optimizer_step_batch_f32, libLRE), Cint,
+          (Ptr{Cvoid}, Ptr{Float32}, Ptr{Float32}, Csize_t, Ptr{Float32}, Ptr{Cvoid}, Ptr{Cvoid}),
+          opt, x, grads, batch, vals, C_NULL, C_NULL)
+c_step_batch(opt::Optimizer{Float64}, x, grads, batch, vals) =
+    ccall((:lre_optimizer_step_batch_f64, libLRE), Cint,
+          (Ptr{Cvoid}, Ptr{Float64}, Ptr{Float64}, Csize_t, Ptr{Float64}, Ptr{Cvoid}, Ptr{Cvoid}),
+          opt, x, grads, batch, vals, C_NULL, C_NULL)
 
 # Runs `c_call(callback, user)`, a C call that may invoke the HVP callback, with `hvp` behind the
 # trampoline, and rethrows what `hvp` threw. `opt` is the callback's user data: it must stay

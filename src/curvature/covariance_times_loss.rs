@@ -1,0 +1,94 @@
+//! CovarianceTimesLoss (ALGORITHM.md §2.3, experimental): the columns are y_s = g_s·ℓ̂_s, with
+//! ℓ̂ = ℓ − min(previous losses) when `adaptive` (the raw loss on the first step). The step
+//! itself uses the plain gradient. Needs the loss of every step (`set_loss`).
+
+use super::history::History;
+use super::{Curvature, Observation, Observed, Requirements};
+use crate::backend::Backend;
+use crate::basis::{Basis, Correction};
+use crate::component::Component;
+use crate::error::Result;
+use crate::state::{Decoder, Encoder};
+
+pub struct CovarianceTimesLoss<B: Backend> {
+    adaptive: bool,
+    /// Scaled gradients since the last correction (this step's included on update steps).
+    scaled: History<B::Vector>,
+    /// The smallest loss seen before this step.
+    min_loss: Option<f64>,
+}
+
+impl<B: Backend> CovarianceTimesLoss<B> {
+    pub fn new(c: &Component) -> Self {
+        CovarianceTimesLoss {
+            adaptive: c.bool("adaptive"),
+            scaled: History::default(),
+            min_loss: None,
+        }
+    }
+}
+
+impl<B: Backend> Curvature<B> for CovarianceTimesLoss<B> {
+    fn requirements(&self) -> Requirements {
+        Requirements {
+            loss: true,
+            ..Requirements::default()
+        }
+    }
+
+    fn prepare(&mut self, be: &B, update: bool, _batch: usize) -> Result<usize> {
+        self.scaled.reserve(be, self.scaled.len() + 1)?;
+        Ok(if update { self.scaled.len() + 1 } else { 0 })
+    }
+
+    fn observe<'a>(
+        &'a mut self,
+        be: &B,
+        obs: &Observation<'a, B::Vector>,
+        _basis: &mut dyn Basis<B>,
+    ) -> Observed<'a, B::Vector> {
+        let loss = obs
+            .loss
+            .expect("the optimizer checks that the loss was set");
+        let factor = match (self.adaptive, self.min_loss) {
+            (true, Some(min)) => loss - min,
+            _ => loss,
+        };
+        self.min_loss = Some(self.min_loss.map_or(loss, |m| m.min(loss)));
+        self.scaled.push(be, obs.grad, factor);
+        if !obs.update {
+            return Observed::nothing();
+        }
+        let columns: Vec<&B::Vector> = self.scaled.take().iter().collect();
+        Observed {
+            correction: Some(Correction {
+                alpha: vec![1.0; columns.len()],
+                gradient_column: None,
+                columns,
+                z: None,
+            }),
+            gradient: None,
+        }
+    }
+
+    fn state_bytes(&self, be: &B) -> usize {
+        self.scaled.bytes(be)
+    }
+
+    fn save(&self, be: &B, enc: &mut Encoder<'_>) {
+        self.scaled.save(be, enc, "scaled");
+        if let Some(min) = self.min_loss {
+            enc.put("min_loss", &[], &[min]);
+        }
+    }
+
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        self.scaled.load(be, dec, "scaled")?;
+        self.min_loss = if dec.has("min_loss") {
+            Some(dec.get_shaped::<f64>("min_loss", &[])?[0])
+        } else {
+            None
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! UnrolledGaussNewton (ALGORITHM.md §2.6, experimental): the last `history_size` gradients
+//! act as the rows of a Jacobian and their losses as residuals. The step moves along
+//! g_GN = Σ_{last h steps} ℓ̂_i·g_i; the correction is the raw gradients since the last one,
+//! after which the history is trimmed to the last h. Needs the loss of every step.
+
+use super::history::History;
+use super::{Curvature, Observation, Observed, Requirements};
+use crate::backend::Backend;
+use crate::basis::{Basis, Correction};
+use crate::component::Component;
+use crate::error::{Error, Result, Status};
+use crate::state::{Decoder, Encoder};
+
+pub struct UnrolledGaussNewton<B: Backend> {
+    history_size: usize,
+    adaptive: bool,
+    gradients: History<B::Vector>,
+    /// ℓ̂ of each held gradient.
+    losses: Vec<f64>,
+    /// Gradients appended since the last correction (the newest ones).
+    since_correction: usize,
+    min_loss: Option<f64>,
+    /// g_GN of this step.
+    combined: Option<B::Vector>,
+}
+
+impl<B: Backend> UnrolledGaussNewton<B> {
+    pub fn new(c: &Component) -> Self {
+        UnrolledGaussNewton {
+            history_size: c.usize("history_size"),
+            adaptive: c.bool("adaptive"),
+            gradients: History::default(),
+            losses: Vec::new(),
+            since_correction: 0,
+            min_loss: None,
+            combined: None,
+        }
+    }
+
+    /// Drops what is older than the last `history_size` once a correction has consumed it.
+    fn trim(&mut self) {
+        if self.since_correction == 0 {
+            let keep = self.history_size;
+            self.gradients.keep_newest(keep);
+            let drop = self.losses.len().saturating_sub(keep);
+            self.losses.drain(..drop);
+        }
+    }
+}
+
+impl<B: Backend> Curvature<B> for UnrolledGaussNewton<B> {
+    fn requirements(&self) -> Requirements {
+        Requirements {
+            loss: true,
+            ..Requirements::default()
+        }
+    }
+
+    fn prepare(&mut self, be: &B, update: bool, _batch: usize) -> Result<usize> {
+        self.trim();
+        self.gradients.reserve(be, self.gradients.len() + 1)?;
+        if self.combined.is_none() {
+            self.combined = Some(be.vector()?);
+        }
+        Ok(if update { self.since_correction + 1 } else { 0 })
+    }
+
+    fn observe<'a>(
+        &'a mut self,
+        be: &B,
+        obs: &Observation<'a, B::Vector>,
+        _basis: &mut dyn Basis<B>,
+    ) -> Observed<'a, B::Vector> {
+        self.trim();
+        let loss = obs
+            .loss
+            .expect("the optimizer checks that the loss was set");
+        let weight = match (self.adaptive, self.min_loss) {
+            (true, Some(min)) => loss - min,
+            _ => loss,
+        };
+        self.min_loss = Some(self.min_loss.map_or(loss, |m| m.min(loss)));
+        self.gradients.push(be, obs.grad, 1.0);
+        self.losses.push(weight);
+        self.since_correction += 1;
+
+        let combined = self.combined.as_mut().expect("allocated in prepare");
+        be.scale(0.0, combined);
+        let held = self.gradients.items();
+        let first = held.len().saturating_sub(self.history_size);
+        for (g, w) in held[first..].iter().zip(&self.losses[first..]) {
+            be.axpy(*w, g, combined);
+        }
+        let correction = obs.update.then(|| {
+            let fresh = std::mem::take(&mut self.since_correction);
+            let columns: Vec<&B::Vector> = held[held.len() - fresh..].iter().collect();
+            Correction {
+                alpha: vec![1.0; columns.len()],
+                gradient_column: None,
+                columns,
+                z: None,
+            }
+        });
+        Observed {
+            correction,
+            gradient: self.combined.as_ref(),
+        }
+    }
+
+    fn state_bytes(&self, be: &B) -> usize {
+        self.gradients.bytes(be)
+            + if self.combined.is_some() {
+                be.matrix_bytes(1)
+            } else {
+                0
+            }
+    }
+
+    fn save(&self, be: &B, enc: &mut Encoder<'_>) {
+        self.gradients.save(be, enc, "gradients");
+        enc.put("losses", &[self.losses.len()], &self.losses);
+        enc.put_u64("since_correction", self.since_correction as u64);
+        if let Some(min) = self.min_loss {
+            enc.put("min_loss", &[], &[min]);
+        }
+    }
+
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        self.gradients.load(be, dec, "gradients")?;
+        self.losses = dec.get_shaped::<f64>("losses", &[self.gradients.len()])?;
+        self.since_correction =
+            usize::try_from(dec.get_u64("since_correction")?).unwrap_or(usize::MAX);
+        if self.since_correction > self.gradients.len() {
+            return Err(Error::new(
+                Status::LRE_ERR_STATE,
+                "unrolled_gauss_newton: inconsistent history",
+            ));
+        }
+        self.min_loss = if dec.has("min_loss") {
+            Some(dec.get_shaped::<f64>("min_loss", &[])?[0])
+        } else {
+            None
+        };
+        Ok(())
+    }
+}

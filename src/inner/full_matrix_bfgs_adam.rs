@@ -1,0 +1,122 @@
+//! FullMatrixBFGSAdam (ALGORITHM.md §5.14): Adam preconditioned by the inverse of a k×k BFGS
+//! matrix built from projected Hessian-vector products. Defaults β1 = 0.9, β2 = 0.99 (none: no
+//! averaging), ε = 1e-6, eig_tol = 1e-12, damping = rdamping = 1e-8, tol = 1e-16,
+//! use_eigh = false. Needs Hessian-vector products.
+//!
+//! m ← β1·m + (1−β1)·u every step; on steps with a Hessian sample, each probe (s = z, y = Hz)
+//! gives the BFGS update B⁺ = B + y·yᵀ/(sᵀy) − (Bs)(Bs)ᵀ/(sᵀBs), skipped when sᵀy < tol, with
+//! sᵀBs kept at least 2·tiny in magnitude (sign kept); the reference has one probe, several are
+//! applied in turn. Then B ← β2·B + (1−β2)·B⁺ (a damped BFGS step), or B ← B⁺ without β2.
+//! û = P·m̂ with P = B̂⁻¹, B̂ = B'/(1−β2^t) + ε·I (no debiasing without β2): a plain inverse, or
+//! with use_eigh the eigendecomposition regularized by (eig_tol, damping, rdamping); if either
+//! fails, P = diag(|1/B̂_ii|).
+//! Compat (§7 item 14): B starts at I and is debiased (B̂ ≈ 100·I at t = 1), an implicit
+//! warm-up; steps before the first sample precondition with it (the reference refuses them).
+//! Reprojection: m ← C·m, d ← diag(C·B'·Cᵀ), B ← C·B·Cᵀ (see `full_matrix`).
+
+use super::full_matrix::{FullMatrixState, diagonal_fallback, regularization};
+use super::{Context, Inner, SAFE_FLOOR};
+use crate::component::Component;
+use crate::error::Result;
+use crate::linalg::{Regularization, inverse, mat_vec, matrix_function};
+use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
+use faer::Mat;
+
+pub struct FullMatrixBfgsAdam {
+    beta1: f64,
+    beta2: Option<f64>,
+    eps: f64,
+    amsgrad_beta: Option<f64>,
+    tol: f64,
+    /// The regularization of the eigendecomposition, with use_eigh; a plain inverse without.
+    eigh: Option<Regularization>,
+    pub state: Option<FullMatrixState>,
+}
+
+impl FullMatrixBfgsAdam {
+    pub fn new(c: &Component) -> Self {
+        FullMatrixBfgsAdam {
+            beta1: c.f64("beta1"),
+            beta2: c.opt_f64("beta2"),
+            eps: c.f64("eps"),
+            amsgrad_beta: c.opt_f64("amsgrad_beta"),
+            tol: c.f64("tol"),
+            eigh: c.bool("use_eigh").then(|| regularization(c, false)),
+            state: None,
+        }
+    }
+}
+
+/// One BFGS update of B with the pair (s, y); B itself when sᵀy < tol.
+pub fn bfgs_update(b: &Mat<f64>, s: &[f64], y: &[f64], tol: f64) -> Mat<f64> {
+    let sy: f64 = s.iter().zip(y).map(|(a, b)| a * b).sum();
+    if sy < tol {
+        return b.clone();
+    }
+    let bs = mat_vec(b.as_ref(), s);
+    let sbs: f64 = s.iter().zip(&bs).map(|(a, b)| a * b).sum();
+    // Only the magnitude is floored: a (numerically) negative sᵀBs keeps its sign.
+    let sbs = if sbs.abs() < SAFE_FLOOR {
+        SAFE_FLOOR.copysign(sbs)
+    } else {
+        sbs
+    };
+    Mat::from_fn(b.nrows(), b.ncols(), |i, j| {
+        b[(i, j)] + y[i] * y[j] / sy - bs[i] * bs[j] / sbs
+    })
+}
+
+impl Inner for FullMatrixBfgsAdam {
+    fn step(&mut self, u: &mut Vec<f64>, ctx: &Context<'_>, _rng: &mut Rng) {
+        let s = self
+            .state
+            .get_or_insert_with(|| FullMatrixState::new(u.len()));
+        s.begin(u, self.beta1);
+        if let Some(sample) = ctx.hessian_probes() {
+            let updated = sample.probes().fold(s.matrix.clone(), |b, (z, hz)| {
+                bfgs_update(&b, z, hz, self.tol)
+            });
+            match self.beta2 {
+                Some(beta2) => s.blend(beta2, &updated, self.amsgrad_beta),
+                None => s.replace(updated, self.amsgrad_beta),
+            }
+        }
+        s.precondition(u, self.beta1, |s| {
+            let bias = self.beta2.map_or(1.0, |b| 1.0 - b.powf(s.t as f64));
+            let b = s.debiased(bias, self.eps);
+            match &self.eigh {
+                Some(reg) => matrix_function(&b, reg, |l| 1.0 / l),
+                None => inverse(&b),
+            }
+            .unwrap_or_else(|| diagonal_fallback(&b, |d| (1.0 / d).abs()))
+        });
+    }
+
+    fn basis_refreshed(&mut self) {
+        if let Some(s) = &mut self.state {
+            s.refresh();
+        }
+    }
+
+    fn reproject(&mut self, c: &Mat<f64>, _rng: &mut Rng) {
+        if let Some(s) = &mut self.state {
+            s.reproject(c);
+        }
+    }
+
+    fn needs_hessian(&self) -> bool {
+        true
+    }
+
+    fn save(&self, enc: &mut Encoder<'_>) {
+        if let Some(s) = &self.state {
+            s.save(enc);
+        }
+    }
+
+    fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+        self.state = FullMatrixState::load(dec, self.amsgrad_beta.is_some())?;
+        Ok(())
+    }
+}

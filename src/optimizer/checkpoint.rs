@@ -1,0 +1,206 @@
+//! Saving and loading an optimizer's complete state (docs/state-format.md).
+
+use super::Optimizer;
+use crate::backend::{Backend, Cpu, Scalar};
+use crate::error::{Error, Result, Status};
+use crate::rng::Rng;
+use crate::spec::Config;
+use crate::state::{self, Decoder, Encoder};
+use std::io::{self, Write};
+use std::path::Path;
+
+impl<T: Scalar> Optimizer<Cpu<T>> {
+    /// Recreates an optimizer — configuration included — from a saved state.
+    pub fn from_state(bytes: &[u8]) -> Result<Self> {
+        let mut dec = Decoder::new(bytes)?;
+        let config = saved_config(&dec)?;
+        if dec.dtype != T::DTYPE {
+            return Err(Error::new(
+                Status::LRE_ERR_STATE,
+                format!(
+                    "the state has dtype={}; this is an optimizer for {}",
+                    dec.dtype,
+                    T::DTYPE
+                ),
+            ));
+        }
+        let mut opt = Self::from_config(config, dec.n)?;
+        opt.restore(&mut dec)?;
+        Ok(opt)
+    }
+
+    /// Recreates an optimizer from a file written by `save_file`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        Self::from_state(&state::file::read(path)?)
+    }
+}
+
+/// The configuration recorded in a state blob.
+fn saved_config(dec: &Decoder<'_>) -> Result<Config> {
+    Config::parse(&dec.spec).map_err(|e| {
+        Error::new(
+            Status::LRE_ERR_STATE,
+            format!("the state's spec does not parse: {}", e.message),
+        )
+    })
+}
+
+/// What differs between a saved configuration and an optimizer's, lr and threads aside (lr is
+/// state a schedule changes; threads belong to the machine).
+fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |key: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{key}: the state has {a}, this optimizer {b}"));
+        }
+    };
+    note(
+        "curvature",
+        saved.curvature.to_string(),
+        current.curvature.to_string(),
+    );
+    note("basis", saved.basis.to_string(), current.basis.to_string());
+    let chain = |c: &Config| {
+        format!(
+            "[{}]",
+            c.chain
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    note("chain", chain(saved), chain(current));
+    note(
+        "update_freq",
+        saved.update_freq.to_string(),
+        current.update_freq.to_string(),
+    );
+    note(
+        "init_steps",
+        saved.init_steps.to_string(),
+        current.init_steps.to_string(),
+    );
+    note(
+        "symmetrize",
+        saved.symmetrize.to_string(),
+        current.symmetrize.to_string(),
+    );
+    note("seed", saved.seed.to_string(), current.seed.to_string());
+    note(
+        "device",
+        saved.device.to_string(),
+        current.device.to_string(),
+    );
+    out
+}
+
+impl<B: Backend + 'static> Optimizer<B> {
+    /// Writes the complete state (docs/state-format.md) to `out`; returns the number of bytes.
+    pub fn save_state(&self, out: &mut dyn Write) -> io::Result<u64> {
+        let mut enc = Encoder::new(out, &self.config.to_string(), self.ndim(), B::Elem::DTYPE);
+        enc.push("optimizer");
+        enc.put_u64("step", self.step);
+        enc.put_u64("rank", self.last_rank as u64);
+        enc.put(
+            "eigenvalues",
+            &[self.last_eigenvalues.len()],
+            &self.last_eigenvalues,
+        );
+        enc.put("rng", &[7], &self.rng.to_words());
+        enc.pop();
+        enc.push("curvature");
+        self.curvature.save(&self.backend, &mut enc);
+        enc.pop();
+        enc.push("basis");
+        self.basis.save(&self.backend, &mut enc);
+        enc.pop();
+        self.chain.save(&mut enc);
+        enc.finish()
+    }
+
+    /// Size in bytes of the state `save_state` writes.
+    pub fn state_size(&self) -> u64 {
+        self.save_state(&mut io::sink())
+            .expect("writing to a sink cannot fail")
+    }
+
+    /// The complete state as a byte vector.
+    pub fn state(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.state_size() as usize);
+        self.save_state(&mut bytes)
+            .expect("writing to memory cannot fail");
+        bytes
+    }
+
+    /// Replaces this optimizer's state with a saved one. The blob must come from an optimizer
+    /// with the same configuration (lr and threads aside), n and dtype; lr is restored from
+    /// it. On any error nothing changes.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut dec = Decoder::new(bytes)?;
+        let saved = saved_config(&dec)?;
+        let mut differences = config_differences(&saved, &self.config);
+        if dec.dtype != B::Elem::DTYPE {
+            differences.push(format!(
+                "dtype: the state has {}, this optimizer {}",
+                dec.dtype,
+                B::Elem::DTYPE
+            ));
+        }
+        if dec.n != self.ndim() {
+            differences.push(format!(
+                "n: the state has {}, this optimizer {}",
+                dec.n,
+                self.ndim()
+            ));
+        }
+        if !differences.is_empty() {
+            return Err(Error::new(
+                Status::LRE_ERR_STATE,
+                format!(
+                    "the state does not match this optimizer: {}",
+                    differences.join("; ")
+                ),
+            ));
+        }
+        let mut config = self.config.clone();
+        config.lr = saved.lr;
+        let mut fresh = Optimizer::new(config, self.backend.clone())?;
+        // A step in progress is not state: loading abandons it.
+        fresh.restore(&mut dec)?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Writes the state to `path` atomically (a crash mid-save leaves the old file intact).
+    pub fn save_file(&self, path: &Path) -> Result<()> {
+        state::file::write_atomically(path, |out| self.save_state(out).map(|_| ()))
+    }
+
+    /// Loads a state written by `save_file` (see `load_state`).
+    pub fn load_file(&mut self, path: &Path) -> Result<()> {
+        self.load_state(&state::file::read(path)?)
+    }
+
+    /// Reads every buffer of a blob into this freshly built optimizer.
+    fn restore(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+        dec.push("optimizer");
+        self.step = dec.get_u64("step")?;
+        self.last_rank = usize::try_from(dec.get_u64("rank")?).unwrap_or(usize::MAX);
+        self.last_eigenvalues = dec.get::<f64>("eigenvalues")?.0;
+        let words: [u64; 7] = dec
+            .get_shaped::<u64>("rng", &[7])?
+            .try_into()
+            .expect("shape checked");
+        self.rng = Rng::from_words(&words);
+        dec.pop();
+        dec.push("curvature");
+        self.curvature.load(&self.backend, dec)?;
+        dec.pop();
+        dec.push("basis");
+        self.basis.load(&self.backend, dec)?;
+        dec.pop();
+        self.chain.load(dec)?;
+        dec.finish()
+    }
+}

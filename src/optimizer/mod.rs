@@ -1,0 +1,252 @@
+//! The optimizer: one curvature, one basis and an inner chain over a [`Backend`].
+//!
+//! * `step.rs` — the step loop (ALGORITHM.md §1.3) in two phases, `begin` and `finish`, and the
+//!   one-call steps built on them (plain, with an HVP callback, batch);
+//! * `checkpoint.rs` — saving and loading the complete state.
+
+mod checkpoint;
+mod step;
+
+use crate::backend::{Backend, Cpu, Scalar};
+use crate::basis::{self, Basis};
+use crate::component::Component;
+use crate::curvature::{self, Curvature};
+use crate::error::{Error, Result, Status};
+use crate::inner::{self, Chain};
+use crate::rng::Rng;
+use crate::spec::{Config, Device};
+use step::{Pending, Scratch};
+
+/// An LRE optimizer on backend `B`.
+pub struct Optimizer<B: Backend> {
+    config: Config,
+    backend: B,
+    curvature: Box<dyn Curvature<B>>,
+    basis: Box<dyn Basis<B>>,
+    chain: Chain,
+    rng: Rng,
+    /// Steps taken (init steps included).
+    step: u64,
+    /// k used by the chain in the last step (0 before the first).
+    last_rank: usize,
+    /// Buffers of the step in progress (not state).
+    scratch: Scratch<B>,
+    /// The step between `begin` and `finish`, if any.
+    pending: Option<Pending>,
+    /// The loss set for the next step (curvatures that need it).
+    loss: Option<f64>,
+    /// The eigenvalues the chain saw in the last step.
+    last_eigenvalues: Vec<f64>,
+    /// Why the last basis update was skipped (the previous basis was kept), if it was.
+    last_basis_failure: Option<String>,
+    /// Whether a chain member needs projected Hessian samples / Jacobians (they cost passes
+    /// over the basis, so they are formed only when used).
+    chain_needs_hessian: bool,
+    chain_needs_jacobian: bool,
+}
+
+/// The CPU optimizer for element type `T` (f32 or f64).
+pub type CpuOptimizer<T> = Optimizer<Cpu<T>>;
+
+impl<T: Scalar> Optimizer<Cpu<T>> {
+    /// Creates a CPU optimizer for `n` parameters from a spec string (`""` is the default).
+    /// The spec's dtype must be `T`.
+    pub fn from_spec(spec: &str, n: usize) -> Result<Self> {
+        Self::from_config(Config::parse(spec)?, n)
+    }
+
+    /// Creates a CPU optimizer for `n` parameters from a parsed configuration.
+    pub fn from_config(config: Config, n: usize) -> Result<Self> {
+        if config.dtype != T::DTYPE {
+            return Err(Error::invalid(format!(
+                "the spec says dtype={} but this optimizer is for {}",
+                config.dtype,
+                T::DTYPE
+            )));
+        }
+        if let Device::Cuda(_) = config.device {
+            return Err(Error::new(
+                Status::LRE_ERR_DEVICE,
+                "device=cuda:N needs the CUDA backend, which was not compiled into this build (cargo feature \"cuda\")",
+            ));
+        }
+        if n == 0 {
+            return Err(Error::invalid("ndim = 0; expected ndim >= 1"));
+        }
+        let backend = Cpu::new(n, config.threads);
+        Optimizer::new(config, backend)
+    }
+}
+
+impl<B: Backend + 'static> Optimizer<B> {
+    /// Creates an optimizer from a parsed configuration on a ready backend.
+    pub fn new(config: Config, backend: B) -> Result<Self> {
+        let curvature = curvature::build(&config.curvature, config.symmetrize)?;
+        let basis = basis::build(&config.basis, &backend)?;
+        if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
+            return Err(Error::spec(format!(
+                "curvature {} corrects the current approximation Q·diag(L)·Qᵀ, but basis {} has no \
+                 eigenvalues; use a basis with eigenvalues (ggt, full_matrix, …)",
+                config.curvature.name(),
+                config.basis.name()
+            )));
+        }
+        let mut chain = Chain::default();
+        let (mut chain_needs_hessian, mut chain_needs_jacobian) = (false, false);
+        for member in &config.chain {
+            let member = build_member(
+                member,
+                basis.as_ref(),
+                curvature.as_ref(),
+                config.curvature.name(),
+            )?;
+            chain_needs_hessian |= member.needs_hessian();
+            chain_needs_jacobian |= member.needs_jacobian();
+            chain.push(member);
+        }
+        Ok(Optimizer {
+            rng: Rng::new(config.seed),
+            config,
+            backend,
+            curvature,
+            basis,
+            chain,
+            step: 0,
+            last_rank: 0,
+            scratch: Scratch::default(),
+            pending: None,
+            loss: None,
+            last_eigenvalues: Vec::new(),
+            last_basis_failure: None,
+            chain_needs_hessian,
+            chain_needs_jacobian,
+        })
+    }
+
+    /// The configuration in use (its `Display` is the canonical spec).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Number of parameters n.
+    pub fn ndim(&self) -> usize {
+        self.backend.ndim()
+    }
+
+    /// Steps taken so far (init steps included).
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Basis size used by the inner chain in the last step (0 before the first).
+    pub fn rank(&self) -> usize {
+        self.last_rank
+    }
+
+    /// What the curvature needs from the caller: HVPs per update step, the loss, per-sample
+    /// gradients.
+    pub fn requirements(&self) -> curvature::Requirements {
+        self.curvature.requirements()
+    }
+
+    /// Hessian-vector products per update step.
+    pub fn num_probes(&self) -> usize {
+        self.curvature.requirements().probes
+    }
+
+    /// The regularized eigenvalues handed to the chain in the last step (ascending, `rank()` of
+    /// them); an error for bases without eigenvalues.
+    pub fn eigenvalues(&self) -> Result<&[f64]> {
+        if !self.basis.provides_eigenvalues() {
+            return Err(Error::unsupported(format!(
+                "basis {} has no eigenvalues",
+                self.config.basis.name()
+            )));
+        }
+        Ok(&self.last_eigenvalues)
+    }
+
+    /// Why the most recent basis update was skipped (the previous basis was kept), if it was.
+    pub fn last_basis_failure(&self) -> Option<&str> {
+        self.last_basis_failure.as_deref()
+    }
+
+    /// Bytes of n-sized memory held (basis window, curvature history, the gradient copy).
+    pub fn memory_bytes(&self) -> usize {
+        let staging = if self.scratch.grad.is_some() {
+            self.backend.matrix_bytes(1)
+        } else {
+            0
+        };
+        self.basis.state_bytes(&self.backend) + self.curvature.state_bytes(&self.backend) + staging
+    }
+
+    /// Sets the learning rate (finite, >= 0); takes effect at the next step.
+    pub fn set_lr(&mut self, lr: f64) -> Result<()> {
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::invalid(format!(
+                "lr = {lr}; expected a finite number >= 0"
+            )));
+        }
+        self.config.lr = lr;
+        Ok(())
+    }
+
+    /// Appends a member to the inner chain; only before the first step.
+    pub fn chain_push(&mut self, component: Component) -> Result<()> {
+        if self.step > 0 {
+            return Err(Error::new(
+                Status::LRE_ERR_CALL_ORDER,
+                format!(
+                    "the chain can only be changed before the first step; {} steps were taken",
+                    self.step
+                ),
+            ));
+        }
+        let member = build_member(
+            &component,
+            self.basis.as_ref(),
+            self.curvature.as_ref(),
+            self.config.curvature.name(),
+        )?;
+        self.chain_needs_hessian |= member.needs_hessian();
+        self.chain_needs_jacobian |= member.needs_jacobian();
+        self.chain.push(member);
+        self.config.chain.push(component);
+        Ok(())
+    }
+}
+
+/// Builds a chain member and checks that `basis` and `curvature` give it what it needs.
+fn build_member<B: Backend>(
+    component: &Component,
+    basis: &dyn Basis<B>,
+    curvature: &dyn Curvature<B>,
+    curvature_name: &str,
+) -> Result<Box<dyn inner::Inner>> {
+    let member = inner::build(component)?;
+    if member.needs_hessian() && curvature.requirements().probes == 0 {
+        return Err(Error::spec(format!(
+            "inner optimizer {} needs Hessian-vector products, which curvature {} does not compute; \
+             use a Hessian curvature (full_hutchinson_hessian, bfgs, sr1)",
+            component.name(),
+            curvature_name
+        )));
+    }
+    if member.needs_jacobian() && !curvature.provides_jacobian() {
+        return Err(Error::spec(format!(
+            "inner optimizer {} needs per-sample Jacobians, which curvature {} does not provide; \
+             use empirical_fisher or gauss_newton",
+            component.name(),
+            curvature_name
+        )));
+    }
+    if member.needs_eigenvalues() && !basis.provides_eigenvalues() {
+        return Err(Error::spec(format!(
+            "inner optimizer {} divides by the basis's eigenvalues, but this basis has none; use a basis \
+             with eigenvalues (ggt, full_matrix)",
+            component.name()
+        )));
+    }
+    Ok(member)
+}
