@@ -3,7 +3,7 @@
 //! end to end, and the step protocol (split step, callback step, batch step, loss).
 
 mod common;
-use common::{Xorshift, orthonormal};
+use common::Quadratic;
 
 use lre::backend::{Backend, Cpu};
 use lre::basis::{self, Basis, Correction};
@@ -13,49 +13,6 @@ use lre::spec::parse_component;
 use lre::{CpuOptimizer, Status};
 
 const N: usize = 12;
-
-/// A symmetric positive definite H = R·diag(d)·Rᵀ with eigenvalues from 1 to `condition`.
-struct Quadratic {
-    rotation: Vec<Vec<f64>>,
-    diag: Vec<f64>,
-}
-
-impl Quadratic {
-    fn new(n: usize, condition: f64, seed: u64) -> Self {
-        let mut rng = Xorshift(seed);
-        let rotation = orthonormal(&mut rng, n, n);
-        let diag = (0..n)
-            .map(|i| condition.powf(i as f64 / (n - 1) as f64))
-            .collect();
-        Quadratic { rotation, diag }
-    }
-
-    fn times(&self, v: &[f64]) -> Vec<f64> {
-        let mut out = vec![0.0; v.len()];
-        for (c, d) in self.rotation.iter().zip(&self.diag) {
-            let z: f64 = c.iter().zip(v).map(|(a, b)| a * b).sum();
-            out.iter_mut().zip(c).for_each(|(o, ci)| *o += d * z * ci);
-        }
-        out
-    }
-
-    fn dense(&self) -> Vec<Vec<f64>> {
-        let n = self.diag.len();
-        (0..n)
-            .map(|j| {
-                self.times(
-                    &(0..n)
-                        .map(|i| f64::from(u8::from(i == j)))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .collect()
-    }
-
-    fn loss(&self, x: &[f64]) -> f64 {
-        0.5 * x.iter().zip(self.times(x)).map(|(a, b)| a * b).sum::<f64>()
-    }
-}
 
 fn curvature_of(text: &str, symmetrize: bool) -> Box<dyn Curvature<Cpu<f64>>> {
     curvature::build(
@@ -445,14 +402,12 @@ fn gauss_newton_fits_in_far_fewer_steps_than_adam() {
 fn steps_to_converge(h: &Quadratic, spec: &str, target: f64, max: usize) -> usize {
     let n = h.diag.len();
     let mut opt = CpuOptimizer::<f64>::from_spec(spec, n).unwrap();
-    let optimum: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
     let mut x = vec![0.0; n];
     for t in 0..max {
-        let e: Vec<f64> = x.iter().zip(&optimum).map(|(a, b)| a - b).collect();
-        if h.loss(&e) < target {
+        let (loss, g) = h.loss_and_grad(&x);
+        if loss < target {
             return t;
         }
-        let g = h.times(&e);
         let ok = opt.step_with_hvp(&mut x, &g, |v, hv| {
             hv.copy_from_slice(&h.times(v));
             true

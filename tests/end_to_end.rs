@@ -2,7 +2,7 @@
 //! (ALGORITHM.md §1.3): init_steps, update_freq, failed steps, determinism, the chain.
 
 mod common;
-use common::{Xorshift, orthonormal};
+use common::{Quadratic, Xorshift};
 
 use lre::{CpuOptimizer, Status};
 
@@ -32,67 +32,25 @@ fn full_matrix_reaches_the_rosenbrock_minimum() {
     assert_eq!(opt.rank(), 2);
 }
 
-/// f(x) = ½(x−x*)ᵀ·R·D·Rᵀ·(x−x*) with a random rotation R and condition number 1e4.
-struct RotatedQuadratic {
-    rotation: Vec<Vec<f64>>,
-    diag: Vec<f64>,
-    optimum: Vec<f64>,
-}
-
-impl RotatedQuadratic {
-    fn new(n: usize, condition: f64, seed: u64) -> Self {
-        let mut rng = Xorshift(seed);
-        let rotation = orthonormal(&mut rng, n, n);
-        let diag = (0..n)
-            .map(|i| condition.powf(i as f64 / (n - 1) as f64))
-            .collect();
-        let optimum = (0..n).map(|_| 2.0 * rng.uniform()).collect();
-        RotatedQuadratic {
-            rotation,
-            diag,
-            optimum,
-        }
+/// Final loss after `steps` steps of `spec` from x = 0.
+fn run(problem: &Quadratic, spec: &str, steps: usize) -> f64 {
+    let n = problem.optimum.len();
+    let mut opt = CpuOptimizer::<f64>::from_spec(spec, n).unwrap();
+    let mut x = vec![0.0; n];
+    for _ in 0..steps {
+        let (_, g) = problem.loss_and_grad(&x);
+        opt.step(&mut x, &g).unwrap();
     }
-
-    fn loss_and_grad(&self, x: &[f64]) -> (f64, Vec<f64>) {
-        let e: Vec<f64> = x.iter().zip(&self.optimum).map(|(a, b)| a - b).collect();
-        let z: Vec<f64> = self
-            .rotation
-            .iter()
-            .map(|c| c.iter().zip(&e).map(|(a, b)| a * b).sum())
-            .collect();
-        let loss = 0.5
-            * z.iter()
-                .zip(&self.diag)
-                .map(|(z, d)| d * z * z)
-                .sum::<f64>();
-        let mut g = vec![0.0; x.len()];
-        for (c, (zj, dj)) in self.rotation.iter().zip(z.iter().zip(&self.diag)) {
-            g.iter_mut().zip(c).for_each(|(gi, ci)| *gi += dj * zj * ci);
-        }
-        (loss, g)
-    }
-
-    /// Final loss after `steps` steps of `spec` from x = 0.
-    fn run(&self, spec: &str, steps: usize) -> f64 {
-        let n = self.optimum.len();
-        let mut opt = CpuOptimizer::<f64>::from_spec(spec, n).unwrap();
-        let mut x = vec![0.0; n];
-        for _ in 0..steps {
-            let (_, g) = self.loss_and_grad(&x);
-            opt.step(&mut x, &g).unwrap();
-        }
-        self.loss_and_grad(&x).0
-    }
+    problem.loss_and_grad(&x).0
 }
 
 #[test]
 fn default_beats_adam_on_a_rotated_ill_conditioned_quadratic() {
-    let problem = RotatedQuadratic::new(64, 1e4, 77);
+    let problem = Quadratic::new(64, 1e4, 77);
     let grid = [0.01, 0.03, 0.1, 0.3, 1.0];
     let best = |base: &str| {
         grid.iter()
-            .map(|lr| problem.run(&format!("{base}; dtype=f64; lr={lr}"), 300))
+            .map(|lr| run(&problem, &format!("{base}; dtype=f64; lr={lr}"), 300))
             .filter(|l| l.is_finite())
             .fold(f64::INFINITY, f64::min)
     };
@@ -281,7 +239,7 @@ fn an_empty_chain_is_projected_gradient_descent() {
 
 #[test]
 fn f32_and_f64_optimizers_both_descend() {
-    let problem = RotatedQuadratic::new(16, 100.0, 3);
+    let problem = Quadratic::new(16, 100.0, 3);
     let start = problem.loss_and_grad(&[0.0; 16]).0;
     let mut opt = CpuOptimizer::<f32>::from_spec("lr=0.1", 16).unwrap();
     let mut x = vec![0.0f32; 16];
@@ -298,7 +256,7 @@ fn f32_and_f64_optimizers_both_descend() {
     let f32_loss = problem
         .loss_and_grad(&x.iter().map(|v| *v as f64).collect::<Vec<_>>())
         .0;
-    let f64_loss = problem.run("dtype=f64; lr=0.1", 200);
+    let f64_loss = run(&problem, "dtype=f64; lr=0.1", 200);
     assert!(
         f32_loss < 1e-2 * start && f64_loss < 1e-2 * start,
         "{f32_loss} {f64_loss} from {start}"

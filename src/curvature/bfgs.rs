@@ -5,17 +5,14 @@
 //! A zero B·s column (s ⊥ the basis, the usual case with `orthogonalize`) is left out: it
 //! adds nothing to the matrix.
 
-use super::probes::{Probes, approximation_times};
-use super::{Curvature, Observation, Observed, Requirements};
+use super::hessian::{Rule, scratch};
+use super::probes::approximation_times;
 use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
 use crate::component::Component;
 use crate::error::Result;
-use crate::rng::Rng;
-use crate::state::{Decoder, Encoder};
 
 pub struct Bfgs<B: Backend> {
-    probes: Probes<B::Vector>,
     c: f64,
     tol: f64,
     /// B·s and the (damped) y of this step.
@@ -26,7 +23,6 @@ pub struct Bfgs<B: Backend> {
 impl<B: Backend> Bfgs<B> {
     pub fn new(c: &Component) -> Self {
         Bfgs {
-            probes: Probes::new(c),
             c: c.f64("c"),
             tol: c.f64("tol"),
             bs: None,
@@ -35,52 +31,27 @@ impl<B: Backend> Bfgs<B> {
     }
 }
 
-impl<B: Backend> Curvature<B> for Bfgs<B> {
-    fn requirements(&self) -> Requirements {
-        Requirements {
-            probes: 1,
-            ..Requirements::default()
-        }
-    }
-
+impl<B: Backend> Rule<B> for Bfgs<B> {
     fn needs_eigenvalues(&self) -> bool {
         true
     }
 
-    fn draw_probes(
-        &self,
-        be: &B,
-        grad: &B::Vector,
-        basis: &mut dyn Basis<B>,
-        rng: &mut Rng,
-        probes: &mut [B::Vector],
-    ) -> Result<()> {
-        self.probes.draw(be, grad, basis, rng, &mut probes[0])
+    fn reserve(&mut self, be: &B) -> Result<usize> {
+        scratch(be, &mut self.bs)?;
+        scratch(be, &mut self.y)?;
+        Ok(2)
     }
 
-    fn prepare(&mut self, be: &B, update: bool, _batch: usize) -> Result<usize> {
-        self.probes.reserve(be)?;
-        if update && self.bs.is_none() {
-            self.bs = Some(be.vector()?);
-            self.y = Some(be.vector()?);
-        }
-        Ok(2 * usize::from(update))
-    }
-
-    fn observe<'a>(
+    fn correct<'a>(
         &'a mut self,
         be: &B,
-        obs: &Observation<'a, B::Vector>,
+        s: &'a B::Vector,
+        hz: &'a B::Vector,
         basis: &mut dyn Basis<B>,
-    ) -> Observed<'a, B::Vector> {
-        if !obs.update {
-            return Observed::nothing();
-        }
-        self.probes.commit(be);
-        let (s, hz) = (&obs.probes[0], &obs.hvps[0]);
+    ) -> Option<Correction<'a, B::Vector>> {
         let (bs, y) = (
-            self.bs.as_mut().expect("prepared"),
-            self.y.as_mut().expect("prepared"),
+            self.bs.as_mut().expect("reserved"),
+            self.y.as_mut().expect("reserved"),
         );
         approximation_times(be, basis, s, bs);
         be.copy(hz, y);
@@ -93,7 +64,7 @@ impl<B: Backend> Curvature<B> for Bfgs<B> {
             sy = be.dot(s, y);
         }
         if sy <= self.tol {
-            return Observed::nothing();
+            return None;
         }
         be.scale(1.0 / sy.sqrt(), y);
         let mut columns = vec![&*y];
@@ -103,35 +74,19 @@ impl<B: Backend> Curvature<B> for Bfgs<B> {
             columns.push(&*bs);
             alpha.push(-1.0);
         }
-        Observed {
-            correction: Some(Correction {
-                columns,
-                alpha,
-                z: None,
-                gradient_column: None,
-            }),
-            gradient: None,
+        Some(Correction {
+            columns,
+            alpha,
+            z: None,
+            gradient_column: None,
+        })
+    }
+
+    fn bytes(&self, be: &B) -> usize {
+        if self.bs.is_some() {
+            2 * be.matrix_bytes(1)
+        } else {
+            0
         }
-    }
-
-    fn after_step(&mut self, be: &B, params: &B::InOut<'_>, next_update: bool) {
-        self.probes.after_step(be, params, next_update);
-    }
-
-    fn state_bytes(&self, be: &B) -> usize {
-        self.probes.bytes(be)
-            + if self.bs.is_some() {
-                2 * be.matrix_bytes(1)
-            } else {
-                0
-            }
-    }
-
-    fn save(&self, be: &B, enc: &mut Encoder<'_>) {
-        self.probes.save(be, enc);
-    }
-
-    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
-        self.probes.load(be, dec)
     }
 }

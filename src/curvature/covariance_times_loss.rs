@@ -2,6 +2,7 @@
 //! ℓ̂ = ℓ − min(previous losses) when `adaptive` (the raw loss on the first step). The step
 //! itself uses the plain gradient. Needs the loss of every step (`set_loss`).
 
+use super::adaptive_loss::AdaptiveLoss;
 use super::history::History;
 use super::{Curvature, Observation, Observed, Requirements};
 use crate::backend::Backend;
@@ -11,19 +12,16 @@ use crate::error::Result;
 use crate::state::{Decoder, Encoder};
 
 pub struct CovarianceTimesLoss<B: Backend> {
-    adaptive: bool,
     /// Scaled gradients since the last correction (this step's included on update steps).
     scaled: History<B::Vector>,
-    /// The smallest loss seen before this step.
-    min_loss: Option<f64>,
+    loss: AdaptiveLoss,
 }
 
 impl<B: Backend> CovarianceTimesLoss<B> {
     pub fn new(c: &Component) -> Self {
         CovarianceTimesLoss {
-            adaptive: c.bool("adaptive"),
             scaled: History::default(),
-            min_loss: None,
+            loss: AdaptiveLoss::new(c.bool("adaptive")),
         }
     }
 }
@@ -50,11 +48,7 @@ impl<B: Backend> Curvature<B> for CovarianceTimesLoss<B> {
         let loss = obs
             .loss
             .expect("the optimizer checks that the loss was set");
-        let factor = match (self.adaptive, self.min_loss) {
-            (true, Some(min)) => loss - min,
-            _ => loss,
-        };
-        self.min_loss = Some(self.min_loss.map_or(loss, |m| m.min(loss)));
+        let factor = self.loss.next(loss);
         self.scaled.push(be, obs.grad, factor);
         if !obs.update {
             return Observed::nothing();
@@ -77,18 +71,12 @@ impl<B: Backend> Curvature<B> for CovarianceTimesLoss<B> {
 
     fn save(&self, be: &B, enc: &mut Encoder<'_>) {
         self.scaled.save(be, enc, "scaled");
-        if let Some(min) = self.min_loss {
-            enc.put("min_loss", &[], &[min]);
-        }
+        self.loss.save(enc);
     }
 
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
         self.scaled.load(be, dec, "scaled")?;
-        self.min_loss = if dec.has("min_loss") {
-            Some(dec.get_shaped::<f64>("min_loss", &[])?[0])
-        } else {
-            None
-        };
+        self.loss.load(dec)?;
         Ok(())
     }
 }

@@ -6,9 +6,11 @@
 //! loss, and probe vectors with their Hessian-vector products. On update steps it returns a
 //! correction for the basis.
 
+pub mod adaptive_loss;
 pub mod bfgs;
 pub mod covariance;
 pub mod covariance_times_loss;
+pub mod hessian;
 pub mod history;
 pub mod hutchinson;
 pub mod per_sample;
@@ -156,11 +158,12 @@ pub fn build<B: Backend + 'static>(
         )),
         "empirical_fisher" => Ok(Box::new(per_sample::PerSample::<B>::fisher())),
         "gauss_newton" => Ok(Box::new(per_sample::PerSample::<B>::gauss_newton())),
-        "full_hutchinson_hessian" => Ok(Box::new(hutchinson::FullHutchinsonHessian::<B>::new(
-            c, symmetrize,
+        "full_hutchinson_hessian" => Ok(Box::new(hessian::Hessian::new(
+            c,
+            hutchinson::Hutchinson::<B>::new(symmetrize),
         ))),
-        "sr1" => Ok(Box::new(sr1::Sr1::<B>::new(c))),
-        "bfgs" => Ok(Box::new(bfgs::Bfgs::<B>::new(c))),
+        "sr1" => Ok(Box::new(hessian::Hessian::new(c, sr1::Sr1::<B>::new(c)))),
+        "bfgs" => Ok(Box::new(hessian::Hessian::new(c, bfgs::Bfgs::<B>::new(c)))),
         other => Err(FAMILY.unsupported(other)),
     }
 }

@@ -3,6 +3,7 @@
 //! g_GN = Σ_{last h steps} ℓ̂_i·g_i; the correction is the raw gradients since the last one,
 //! after which the history is trimmed to the last h. Needs the loss of every step.
 
+use super::adaptive_loss::AdaptiveLoss;
 use super::history::History;
 use super::{Curvature, Observation, Observed, Requirements};
 use crate::backend::Backend;
@@ -13,13 +14,12 @@ use crate::state::{Decoder, Encoder};
 
 pub struct UnrolledGaussNewton<B: Backend> {
     history_size: usize,
-    adaptive: bool,
     gradients: History<B::Vector>,
     /// ℓ̂ of each held gradient.
     losses: Vec<f64>,
     /// Gradients appended since the last correction (the newest ones).
     since_correction: usize,
-    min_loss: Option<f64>,
+    loss: AdaptiveLoss,
     /// g_GN of this step.
     combined: Option<B::Vector>,
 }
@@ -28,11 +28,10 @@ impl<B: Backend> UnrolledGaussNewton<B> {
     pub fn new(c: &Component) -> Self {
         UnrolledGaussNewton {
             history_size: c.usize("history_size"),
-            adaptive: c.bool("adaptive"),
             gradients: History::default(),
             losses: Vec::new(),
             since_correction: 0,
-            min_loss: None,
+            loss: AdaptiveLoss::new(c.bool("adaptive")),
             combined: None,
         }
     }
@@ -75,11 +74,7 @@ impl<B: Backend> Curvature<B> for UnrolledGaussNewton<B> {
         let loss = obs
             .loss
             .expect("the optimizer checks that the loss was set");
-        let weight = match (self.adaptive, self.min_loss) {
-            (true, Some(min)) => loss - min,
-            _ => loss,
-        };
-        self.min_loss = Some(self.min_loss.map_or(loss, |m| m.min(loss)));
+        let weight = self.loss.next(loss);
         self.gradients.push(be, obs.grad, 1.0);
         self.losses.push(weight);
         self.since_correction += 1;
@@ -120,9 +115,7 @@ impl<B: Backend> Curvature<B> for UnrolledGaussNewton<B> {
         self.gradients.save(be, enc, "gradients");
         enc.put("losses", &[self.losses.len()], &self.losses);
         enc.put_u64("since_correction", self.since_correction as u64);
-        if let Some(min) = self.min_loss {
-            enc.put("min_loss", &[], &[min]);
-        }
+        self.loss.save(enc);
     }
 
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
@@ -136,11 +129,7 @@ impl<B: Backend> Curvature<B> for UnrolledGaussNewton<B> {
                 "unrolled_gauss_newton: inconsistent history",
             ));
         }
-        self.min_loss = if dec.has("min_loss") {
-            Some(dec.get_shaped::<f64>("min_loss", &[])?[0])
-        } else {
-            None
-        };
+        self.loss.load(dec)?;
         Ok(())
     }
 }

@@ -282,9 +282,10 @@ static void test_bad_spec(void)
     lre_optimizer_free(opt);
 
     opt = NULL;
-    CHECK_STATUS(lre_optimizer_new("basis=eigen", 4, &opt), LRE_ERR_UNSUPPORTED, "basis=eigen");
+    CHECK_STATUS(lre_optimizer_new("basis=full_matrix", 2000, &opt), LRE_ERR_UNSUPPORTED,
+                 "basis=full_matrix above n = 1024");
     CHECK(opt == NULL, "a failed lre_optimizer_new wrote *out_opt");
-    CHECK_MESSAGE("not implemented", "basis=eigen");
+    CHECK_MESSAGE("1024", "basis=full_matrix above n = 1024");
     lre_optimizer_free(opt);
 
     opt = NULL;

@@ -10,7 +10,9 @@
 #include "lre.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The program's name in failure messages; each test program defines it. */
@@ -79,6 +81,21 @@ static inline int check_message(const char *needle, const char *what, int line)
     return check(msg != NULL && strstr(msg, needle) != NULL, line,
                  "%s: last error message \"%s\" does not mention \"%s\"", what, msg ? msg : "(NULL)",
                  needle);
+}
+
+/* The optimizer's state as a malloc'ed blob (size query first); NULL on failure. */
+static inline uint8_t *snapshot(const lre_optimizer_t *opt, size_t *len)
+{
+    uint8_t *blob;
+    if (lre_optimizer_state_save(opt, NULL, 0, len) != LRE_OK) {
+        return NULL;
+    }
+    blob = malloc(*len);
+    if (blob != NULL && lre_optimizer_state_save(opt, blob, *len, len) != LRE_OK) {
+        free(blob);
+        return NULL;
+    }
+    return blob;
 }
 
 #endif

@@ -61,20 +61,6 @@ static lre_optimizer_t *create(const char *spec)
     return opt;
 }
 
-static uint8_t *snapshot(const lre_optimizer_t *opt, size_t *len)
-{
-    uint8_t *blob;
-    if (lre_optimizer_state_save(opt, NULL, 0, len) != LRE_OK) {
-        return NULL;
-    }
-    blob = malloc(*len);
-    if (blob != NULL && lre_optimizer_state_save(opt, blob, *len, len) != LRE_OK) {
-        free(blob);
-        return NULL;
-    }
-    return blob;
-}
-
 static void test_callback_and_split_step_agree(void)
 {
     const char *spec = "curvature=bfgs; basis=ggt(history_size=6); dtype=f64; lr=0.1";

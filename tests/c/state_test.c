@@ -27,21 +27,6 @@ static void gradient(int step, const double *x, double *g)
     }
 }
 
-/* The optimizer's state as a malloc'ed blob (size query first); NULL on failure. */
-static uint8_t *snapshot(const lre_optimizer_t *opt, size_t *len)
-{
-    uint8_t *blob;
-    if (lre_optimizer_state_save(opt, NULL, 0, len) != LRE_OK) {
-        return NULL;
-    }
-    blob = malloc(*len);
-    if (blob != NULL && lre_optimizer_state_save(opt, blob, *len, len) != LRE_OK) {
-        free(blob);
-        return NULL;
-    }
-    return blob;
-}
-
 /* One step in the optimizer's dtype; x and g are kept in double and converted for f32. */
 static lre_status step(lre_optimizer_t *opt, int is_f64, double *x, const double *g)
 {

@@ -65,3 +65,58 @@ pub fn library_dir() -> PathBuf {
             )
         })
 }
+
+/// f(x) = ½(x−x*)ᵀ·H·(x−x*) with H = R·diag(d)·Rᵀ: a random rotation R and eigenvalues d
+/// log-spaced from 1 to `condition`; x* uniform in [-1, 1).
+pub struct Quadratic {
+    pub rotation: Vec<Vec<f64>>,
+    pub diag: Vec<f64>,
+    pub optimum: Vec<f64>,
+}
+
+impl Quadratic {
+    pub fn new(n: usize, condition: f64, seed: u64) -> Self {
+        let mut rng = Xorshift(seed);
+        let rotation = orthonormal(&mut rng, n, n);
+        let diag = (0..n)
+            .map(|i| condition.powf(i as f64 / (n - 1) as f64))
+            .collect();
+        let optimum = (0..n).map(|_| 2.0 * rng.uniform()).collect();
+        Quadratic {
+            rotation,
+            diag,
+            optimum,
+        }
+    }
+
+    /// H·v.
+    pub fn times(&self, v: &[f64]) -> Vec<f64> {
+        let mut out = vec![0.0; v.len()];
+        for (c, d) in self.rotation.iter().zip(&self.diag) {
+            let z: f64 = c.iter().zip(v).map(|(a, b)| a * b).sum();
+            out.iter_mut().zip(c).for_each(|(o, ci)| *o += d * z * ci);
+        }
+        out
+    }
+
+    /// H as columns.
+    pub fn dense(&self) -> Vec<Vec<f64>> {
+        let n = self.diag.len();
+        (0..n)
+            .map(|j| {
+                self.times(
+                    &(0..n)
+                        .map(|i| f64::from(u8::from(i == j)))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect()
+    }
+
+    /// f(x) and ∇f(x).
+    pub fn loss_and_grad(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let e: Vec<f64> = x.iter().zip(&self.optimum).map(|(a, b)| a - b).collect();
+        let g = self.times(&e);
+        (0.5 * e.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>(), g)
+    }
+}

@@ -1,0 +1,126 @@
+//! The Hessian curvatures (ALGORITHM.md §2.7, §2.8) share everything but their correction rule:
+//! one probe z per update step, its product H·z from the caller, and the parameter vectors a
+//! "s" probe needs. [`Hessian`] does the shared part; a [`Rule`] (Hutchinson, SR1, BFGS) turns
+//! (z, H·z) into a correction.
+
+use super::probes::Probes;
+use super::{Curvature, Observation, Observed, Requirements};
+use crate::backend::Backend;
+use crate::basis::{Basis, Correction};
+use crate::component::Component;
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::state::{Decoder, Encoder};
+
+/// How a probe z and its product H·z become a correction.
+pub trait Rule<B: Backend>: Send {
+    /// Whether the rule uses the current approximation B·s (the basis must have eigenvalues).
+    fn needs_eigenvalues(&self) -> bool {
+        false
+    }
+
+    /// Allocates the rule's buffers (before a step changes anything); returns how many vectors
+    /// its correction has at most.
+    fn reserve(&mut self, be: &B) -> Result<usize>;
+
+    /// The correction for probe `z` with product `hz`, or `None` when the update is skipped.
+    fn correct<'a>(
+        &'a mut self,
+        be: &B,
+        z: &'a B::Vector,
+        hz: &'a B::Vector,
+        basis: &mut dyn Basis<B>,
+    ) -> Option<Correction<'a, B::Vector>>;
+
+    /// Bytes of n-sized buffers held.
+    fn bytes(&self, be: &B) -> usize;
+}
+
+/// A Hessian curvature: probes plus a correction rule.
+pub struct Hessian<B: Backend, R> {
+    probes: Probes<B::Vector>,
+    rule: R,
+}
+
+impl<B: Backend, R: Rule<B>> Hessian<B, R> {
+    /// `c` supplies the probe settings (`z`, `orthogonalize`).
+    pub fn new(c: &Component, rule: R) -> Self {
+        Hessian {
+            probes: Probes::new(c),
+            rule,
+        }
+    }
+}
+
+impl<B: Backend, R: Rule<B>> Curvature<B> for Hessian<B, R> {
+    fn requirements(&self) -> Requirements {
+        Requirements {
+            probes: 1,
+            ..Requirements::default()
+        }
+    }
+
+    fn needs_eigenvalues(&self) -> bool {
+        self.rule.needs_eigenvalues()
+    }
+
+    fn draw_probes(
+        &self,
+        be: &B,
+        grad: &B::Vector,
+        basis: &mut dyn Basis<B>,
+        rng: &mut Rng,
+        probes: &mut [B::Vector],
+    ) -> Result<()> {
+        self.probes.draw(be, grad, basis, rng, &mut probes[0])
+    }
+
+    fn prepare(&mut self, be: &B, update: bool, _batch: usize) -> Result<usize> {
+        self.probes.reserve(be)?;
+        if update { self.rule.reserve(be) } else { Ok(0) }
+    }
+
+    fn observe<'a>(
+        &'a mut self,
+        be: &B,
+        obs: &Observation<'a, B::Vector>,
+        basis: &mut dyn Basis<B>,
+    ) -> Observed<'a, B::Vector> {
+        if !obs.update {
+            return Observed::nothing();
+        }
+        self.probes.commit(be);
+        let correction = self.rule.correct(be, &obs.probes[0], &obs.hvps[0], basis);
+        Observed {
+            correction,
+            gradient: None,
+        }
+    }
+
+    fn after_step(&mut self, be: &B, params: &B::InOut<'_>, next_update: bool) {
+        self.probes.after_step(be, params, next_update);
+    }
+
+    fn state_bytes(&self, be: &B) -> usize {
+        self.probes.bytes(be) + self.rule.bytes(be)
+    }
+
+    fn save(&self, be: &B, enc: &mut Encoder<'_>) {
+        self.probes.save(be, enc);
+    }
+
+    fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        self.probes.load(be, dec)
+    }
+}
+
+/// A lazily allocated scratch vector.
+pub fn scratch<'v, B: Backend>(
+    be: &B,
+    slot: &'v mut Option<B::Vector>,
+) -> Result<&'v mut B::Vector> {
+    match slot {
+        Some(v) => Ok(v),
+        empty => Ok(empty.insert(be.vector()?)),
+    }
+}
