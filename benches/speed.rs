@@ -1,13 +1,16 @@
 //! Speed benchmark: ms per step of an LRE configuration against the bandwidth floor measured in
 //! the same run (two matrix-vector passes over an n×m f32 matrix with faer: Mᵀg and M·u), and
 //! against plain Adam (`basis=identity; chain=[adam]`). Also the n-sized state held, against
-//! n·m·4 bytes.
+//! n·m·4 bytes. A second table runs every basis with rank (or history) 100 at the largest n,
+//! one thread, against the same floor.
 //!
-//!     cargo bench --bench speed                 # n = 1e5 and 1e6, threads 1 and 2
-//!     LRE_BENCH_QUICK=1 cargo bench --bench speed   # a seconds-long smoke run
+//!     cargo bench --bench speed                 # n = 1e5 and 1e6, threads 1 and 2; bases at 1e6
+//!     LRE_BENCH_QUICK=1 cargo bench --bench speed   # a seconds-long smoke run (n = 1e4)
 //!
-//! Numbers are medians over repeated steps after the window is full. Ratios, not absolute
-//! times, are the result: the machines are shared and noisy.
+//! The default configuration's numbers are medians over repeated steps after the window is
+//! full. The bases' numbers are means (amortized: eigen's compaction runs every ~rank updates,
+//! so its window covers two of them) after a warm-up that brings each basis to its full rank.
+//! Ratios, not absolute times, are the result: the machines are shared and noisy.
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, Mat, Par};
@@ -33,8 +36,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Median ms per step over `steps` timed steps, after `warmup` untimed ones.
-fn time_steps(spec: &str, n: usize, warmup: usize, steps: usize) -> (f64, usize) {
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// ms of each of `steps` timed steps, after `warmup` untimed ones, and the n-sized state held.
+fn time_steps(spec: &str, n: usize, warmup: usize, steps: usize) -> (Vec<f64>, usize) {
     let mut opt = CpuOptimizer::<f32>::from_spec(spec, n).expect("benchmark spec");
     let mut x = vec![0.0f32; n];
     let mut g = vec![0.0f32; n];
@@ -48,7 +55,7 @@ fn time_steps(spec: &str, n: usize, warmup: usize, steps: usize) -> (f64, usize)
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
-    (median(times), opt.memory_bytes())
+    (times, opt.memory_bytes())
 }
 
 /// Median ms of Mᵀg plus M·u for an n×m f32 matrix (faer, `threads` threads).
@@ -113,10 +120,11 @@ fn main() {
     for &n in sizes {
         for threads in [1, 2] {
             let spec = format!("basis=ggt(history_size={m}); threads={threads}");
-            let (lre_ms, state) = time_steps(&spec, n, m, steps);
+            let (lre, state) = time_steps(&spec, n, m, steps);
+            let lre_ms = median(lre);
             let floor = floor_ms(n, m, threads, steps);
             let adam_spec = format!("basis=identity; chain=[adam]; threads={threads}");
-            let (adam_ms, _) = time_steps(&adam_spec, n, 3, steps);
+            let adam_ms = median(time_steps(&adam_spec, n, 3, steps).0);
             println!(
                 "| {n} | {threads} | {lre_ms:.2} | {floor:.2} | {:.2} | {adam_ms:.2} | {:.1} | {:.3} |",
                 lre_ms / floor,
@@ -124,5 +132,44 @@ fn main() {
                 state as f64 / (n * m * 4) as f64
             );
         }
+    }
+    bases(*sizes.last().expect("a size"), quick);
+}
+
+/// Every basis at rank (history) 100 on n parameters, one thread, f32, against the floor.
+fn bases(n: usize, quick: bool) {
+    let k = 100;
+    // (basis, warm-up updates, timed updates): the warm-up brings the basis to its full rank
+    // (eigen: past its first compaction at 2k columns); eigen's timed window covers two
+    // compactions. The sketches and hebbian_learning cost seconds per update at n = 1e6.
+    let rows: &[(&str, usize, usize)] = &[
+        ("ggt(history_size=100)", k, 30),
+        ("eigen(rank=100)", 2 * k + 20, 2 * k),
+        ("low_rank(rank=100)", 2 * k + 20, 2 * k),
+        ("common_directions(rank=100)", k, 30),
+        ("randomized_eigen(rank=100)", k, 3),
+        ("nystrom(rank=100)", k, 3),
+        ("hebbian_learning(rank=100)", 1, 3),
+        ("random(rank=100)", 1, 3),
+    ];
+    let (reps, scale) = if quick { (5, 10) } else { (15, 1) };
+    let floor = floor_ms(n, k, 1, reps);
+    let adam = median(time_steps("basis=identity; chain=[adam]", n, 3, reps).0);
+    println!("\nEvery basis at n = {n}, rank (history) {k}, f32, threads=1, default chain");
+    println!(
+        "floor = Mᵀg + M·u over an n×{k} f32 matrix: {floor:.2} ms; adam: {adam:.2} ms/step\n"
+    );
+    println!("| basis | ms/step | basis/floor | basis/adam | state bytes / (n·k·4) |");
+    println!("|---|---|---|---|---|");
+    for &(basis, warmup, steps) in rows {
+        let spec = format!("basis={basis}");
+        let (times, state) = time_steps(&spec, n, warmup.div_ceil(scale), steps.div_ceil(scale));
+        let ms = mean(&times);
+        println!(
+            "| {basis} | {ms:.2} | {:.2} | {:.1} | {:.3} |",
+            ms / floor,
+            ms / adam,
+            state as f64 / (n * k * 4) as f64
+        );
     }
 }

@@ -31,6 +31,16 @@ const RESUME_SPECS: &[&str] = &[
     "curvature=gauss_newton; chain=[gauss_newton, l_inv]",
     "curvature=unrolled_gauss_newton(history_size=3); update_freq=2",
     "curvature=covariance_times_loss; update_freq=3",
+    "basis=eigen(rank=3); chain=[adam, l_inv_sqrt]",
+    "basis=eigen(rank=3, beta=none, abs=true, update_truncate=2); init_steps=5; update_freq=2",
+    "basis=low_rank(rank=4, beta=0.9); chain=[adam, l_inv]",
+    "basis=randomized_eigen(rank=3, oversampling=2); chain=[adam, l_inv_sqrt]",
+    "basis=nystrom(rank=3, oversampling=2, omega_update_freq=3); update_freq=2",
+    "basis=hebbian_learning(rank=3, lr=0.1)",
+    "basis=hebbian_learning(rank=3, opt=gd, value_clip=0.2, norm_clip=0.5); init_steps=3",
+    "basis=hebbian_learning(rank=2, opt=stiefel_gd, reortho_freq=2)",
+    "basis=random(rank=3, generate_freq=4); chain=[adam, ema]",
+    "basis=common_directions(rank=3); update_freq=2; init_steps=3",
 ];
 
 const N: usize = 7;

@@ -8,12 +8,15 @@
 //! all-reduce exactly their outputs.
 
 pub mod cpu;
+pub mod normal;
 pub mod scalar;
+mod tall_qr;
 
 pub use cpu::Cpu;
 pub use scalar::{Dtype, Scalar};
 
 use crate::error::Result;
+use faer::{Mat, MatRef};
 
 /// Why an input vector was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,4 +114,39 @@ pub trait Backend: Send + Clone {
 
     /// M[:, col] ← data exactly (for loading state).
     fn column_from_host(&self, data: &[Self::Elem], m: &mut Self::Matrix, col: usize);
+
+    /// G ← AᵀA for A = M[:, cols] (p×p, symmetric), accumulated in f64. A reduction over n.
+    fn gram(&self, m: &Self::Matrix, cols: &[usize]) -> Mat<f64>;
+
+    /// X ← M[:, left]ᵀ·M[:, right] (|left|×|right|), accumulated in f64. A reduction over n.
+    fn cross(&self, m: &Self::Matrix, left: &[usize], right: &[usize]) -> Mat<f64>;
+
+    /// With A = M[:, inputs] as it is before the call: M[:, outputs] ← A·T (T is
+    /// |inputs|×|outputs|) and, if `add` is (w, y), y ← y + A·w. One pass over A; every entry is
+    /// combined in f64 and rounded once. Outputs are distinct and may be among the inputs (an
+    /// in-place change of basis).
+    fn combine_columns(
+        &self,
+        m: &mut Self::Matrix,
+        inputs: &[usize],
+        t: MatRef<'_, f64>,
+        outputs: &[usize],
+        add: Option<(&[f64], Self::InOut<'_>)>,
+    );
+
+    /// M[i, cols[j]] ← entry i of the standard normal stream j under `key` ([`normal`]): a
+    /// function of (key, j, i) alone, so the same on every backend and thread count.
+    fn gaussian_columns(&self, m: &mut Self::Matrix, cols: &[usize], key: u64);
+
+    /// M[:, cols] ← min(max(M[:, cols], −limit), limit), entrywise.
+    fn clamp_columns(&self, m: &mut Self::Matrix, cols: &[usize], limit: f64);
+
+    /// Tall QR of A = M[:, cols] (n×p, p ≤ n): A is replaced by Q with orthonormal columns and
+    /// R (p×p, upper triangular) with A = Q·R is returned. CholeskyQR2 on f64 Gram matrices,
+    /// with a third pass for ill-conditioned input; a column whose part orthogonal to the
+    /// previous ones is below 1e-6 of its norm counts as dependent: its row of R is zero and its
+    /// column of Q is an orthonormal completion (`complete`) or zero. See `tall_qr.rs`.
+    fn tall_qr(&self, m: &mut Self::Matrix, cols: &[usize], complete: bool) -> Mat<f64> {
+        tall_qr::tall_qr(self, m, cols, complete)
+    }
 }

@@ -4,9 +4,21 @@
 //! it changes, gives the change of basis C = Q_newᵀQ_old once for the whole chain. It never has
 //! to materialize an n×k Q.
 
+pub mod common_directions;
+pub mod eigen;
+mod ema;
 pub mod full_matrix;
 pub mod ggt;
+pub mod hebbian_learning;
 pub mod identity;
+pub mod low_rank;
+pub mod nystrom;
+mod ortho;
+mod projection;
+pub mod random;
+pub mod randomized_eigen;
+pub mod sketch;
+mod store;
 
 use crate::backend::Backend;
 use crate::component::{
@@ -104,12 +116,32 @@ pub trait Basis<B: Backend>: Send {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()>;
 }
 
-/// Creates the basis `c` for n-vectors on backend `be`.
+/// Creates the basis `c` for n-vectors on backend `be`, with random draws from seed 0.
 pub fn build<B: Backend + 'static>(c: &Component, be: &B) -> Result<Box<dyn Basis<B>>> {
+    build_seeded(c, be, 0)
+}
+
+/// Creates the basis `c`; the random bases (random, randomized_eigen, nystrom,
+/// hebbian_learning) draw their Gaussian matrices from the backend's counter-based stream
+/// under keys made from `seed` (the optimizer's seed).
+pub fn build_seeded<B: Backend + 'static>(
+    c: &Component,
+    be: &B,
+    seed: u64,
+) -> Result<Box<dyn Basis<B>>> {
     match c.name() {
         "ggt" => Ok(Box::new(ggt::Ggt::new(c, be)?)),
         "identity" => Ok(Box::new(identity::Identity::new(be))),
         "full_matrix" => Ok(Box::new(full_matrix::FullMatrix::new(c, be)?)),
+        "eigen" => Ok(Box::new(eigen::Eigen::new(c, be)?)),
+        "low_rank" => Ok(Box::new(low_rank::new(c, be)?)),
+        "common_directions" => Ok(Box::new(common_directions::CommonDirections::new(c, be)?)),
+        "random" => Ok(Box::new(random::Random::new(c, be, seed)?)),
+        "randomized_eigen" => Ok(Box::new(randomized_eigen::new(c, be, seed)?)),
+        "nystrom" => Ok(Box::new(nystrom::new(c, be, seed)?)),
+        "hebbian_learning" => Ok(Box::new(hebbian_learning::HebbianLearning::new(
+            c, be, seed,
+        )?)),
         other => Err(FAMILY.unsupported(other)),
     }
 }
@@ -210,14 +242,8 @@ pub static FAMILY: Family = Family {
                 update_damping(1e-4),
                 UPDATE_RDAMPING,
                 UPDATE_ABS,
-                float(
-                    "reortho_threshold",
-                    0.1,
-                    Range::NON_NEGATIVE,
-                    "re-orthogonalize above this error",
-                ),
             ],
-            implemented: false,
+            implemented: true,
             summary: "rank-limited EMA of corrections, updated by low-rank eigen-updates",
         },
         ComponentSpec {
@@ -236,7 +262,7 @@ pub static FAMILY: Family = Family {
                 UPDATE_RDAMPING,
                 UPDATE_ABS,
             ],
-            implemented: false,
+            implemented: true,
             summary: "EMA of corrections, re-sketched by a randomized eigendecomposition",
         },
         ComponentSpec {
@@ -256,7 +282,7 @@ pub static FAMILY: Family = Family {
                 UPDATE_RDAMPING,
                 UPDATE_ABS,
             ],
-            implemented: false,
+            implemented: true,
             summary: "EMA of corrections, Nyström approximation",
         },
         ComponentSpec {
@@ -292,7 +318,7 @@ pub static FAMILY: Family = Family {
                     "re-orthogonalize every this many updates",
                 ),
             ],
-            implemented: false,
+            implemented: true,
             summary: "principal subspace learned by generalized Hebbian learning on the Stiefel manifold",
         },
         ComponentSpec {
@@ -307,7 +333,7 @@ pub static FAMILY: Family = Family {
                 RANK,
                 int("generate_freq", 1, 1, "updates between new random bases"),
             ],
-            implemented: false,
+            implemented: true,
             summary: "random orthonormal subspace",
         },
         ComponentSpec {
@@ -319,7 +345,7 @@ pub static FAMILY: Family = Family {
         ComponentSpec {
             name: "common_directions",
             params: &[RANK],
-            implemented: false,
+            implemented: true,
             summary: "orthonormal window of correction directions (common-directions method)",
         },
         ComponentSpec {
@@ -335,7 +361,7 @@ pub static FAMILY: Family = Family {
                 update_damping(1e-4),
                 UPDATE_RDAMPING,
             ],
-            implemented: false,
+            implemented: true,
             summary: "decayed low-rank factor of corrections",
         },
     ],

@@ -82,7 +82,7 @@ impl<B: Backend + 'static> Optimizer<B> {
     /// Creates an optimizer from a parsed configuration on a ready backend.
     pub fn new(config: Config, backend: B) -> Result<Self> {
         let curvature = curvature::build(&config.curvature, config.symmetrize)?;
-        let basis = basis::build(&config.basis, &backend)?;
+        let basis = basis::build_seeded(&config.basis, &backend, config.seed)?;
         if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
             return Err(Error::spec(format!(
                 "curvature {} corrects the current approximation Q·diag(L)·Qᵀ, but basis {} has no \

@@ -10,6 +10,7 @@
 //! results do not depend on the SIMD width.
 
 use crate::backend::Scalar;
+use crate::backend::normal::normal_pair;
 use std::ops::Range;
 
 /// Rows per block: long enough that each column chunk is a prefetch-friendly contiguous stream
@@ -197,6 +198,388 @@ impl<T: Scalar> RowKernelMut<T> for AddColumns<'_, T> {
                 .zip(acc.iter())
             {
                 *yi = T::from_f64(yi.to_f64() + a);
+            }
+        }
+    }
+}
+
+/// Rows per sub-block of the multi-column kernels: the sub-block of every column involved,
+/// widened to f64, stays in L2 while all pairs or outputs are formed from it.
+const SUB: usize = 256;
+/// The pair kernel's tile: TILE_L × TILE_R sums of four f64 lanes (12 of the 16 AVX2
+/// registers), sharing every load.
+const TILE_L: usize = 3;
+const TILE_R: usize = 4;
+
+/// Rows `rows` of each column, as f64, into `out` (column j at [j·SUB, j·SUB + rows.len())).
+#[inline(always)]
+fn widen<T: Scalar>(cols: &[&[T]], rows: &Range<usize>, out: &mut [f64]) {
+    for (j, c) in cols.iter().enumerate() {
+        for (d, v) in out[j * SUB..j * SUB + rows.len()]
+            .iter_mut()
+            .zip(&c[rows.clone()])
+        {
+            *d = v.to_f64();
+        }
+    }
+}
+
+/// Tiles along one side: (start, width), width `full` and then 1 for the remainder.
+fn tiles(count: usize, full: usize) -> Vec<(usize, usize)> {
+    let whole = count / full * full;
+    (0..whole)
+        .step_by(full)
+        .map(|s| (s, full))
+        .chain((whole..count).map(|s| (s, 1)))
+        .collect()
+}
+
+/// The A×B sums Σ_r l_a[r]·r_b[r] of equally long slices: four lanes (row mod 4) with explicit
+/// fused multiply-adds, the lanes added as (0+2)+(1+3), then the tail rows.
+#[inline(always)]
+fn dot_tile<const A: usize, const B: usize>(l: [&[f64]; A], r: [&[f64]; B]) -> [[f64; B]; A] {
+    let mut acc = [[[0.0f64; 4]; B]; A];
+    // Equal lengths let the compiler drop the bounds checks in the loop.
+    let chunks = l[0].len() / 4;
+    let l4 = l.map(|c| &c.as_chunks::<4>().0[..chunks]);
+    let r4 = r.map(|c| &c.as_chunks::<4>().0[..chunks]);
+    for chunk in 0..chunks {
+        for a in 0..A {
+            let x = l4[a][chunk];
+            for b in 0..B {
+                let y = r4[b][chunk];
+                for i in 0..4 {
+                    acc[a][b][i] = x[i].mul_add(y[i], acc[a][b][i]);
+                }
+            }
+        }
+    }
+    let start = chunks * 4;
+    let mut out = [[0.0; B]; A];
+    for a in 0..A {
+        for b in 0..B {
+            let mut tail = 0.0;
+            for i in start..l[a].len() {
+                tail = l[a][i].mul_add(r[b][i], tail);
+            }
+            let lanes = &acc[a][b];
+            out[a][b] = ((lanes[0] + lanes[2]) + (lanes[1] + lanes[3])) + tail;
+        }
+    }
+    out
+}
+
+/// [⟨left_i, right_j⟩] over the rows (row-major |left|×|right|). With `symmetric` (left and
+/// right the same list) only the tiles that reach the diagonal or above are formed.
+pub struct Cross<'a, T> {
+    pub left: &'a [&'a [T]],
+    pub right: &'a [&'a [T]],
+    pub symmetric: bool,
+}
+
+/// One tile of `Cross`: the widened sub-blocks, the tile's corner and the sub-block length.
+#[inline(always)]
+fn cross_tile<const A: usize, const B: usize>(
+    (lbuf, rbuf): (&[f64], &[f64]),
+    (ls, rs): (usize, usize),
+    len: usize,
+    total: &mut [f64],
+    width: usize,
+) {
+    let l: [&[f64]; A] = std::array::from_fn(|a| &lbuf[(ls + a) * SUB..][..len]);
+    let r: [&[f64]; B] = std::array::from_fn(|b| &rbuf[(rs + b) * SUB..][..len]);
+    let sums = dot_tile(l, r);
+    for a in 0..A {
+        for b in 0..B {
+            total[(ls + a) * width + rs + b] += sums[a][b];
+        }
+    }
+}
+
+impl<T: Scalar> RowKernel for Cross<'_, T> {
+    type Out = Vec<f64>;
+    #[inline(always)]
+    fn run(&self, rows: Range<usize>) -> Vec<f64> {
+        let width = self.right.len();
+        let mut total = vec![0.0f64; self.left.len() * width];
+        let mut lbuf = vec![0.0f64; self.left.len() * SUB];
+        let mut rbuf = match self.symmetric {
+            true => Vec::new(),
+            false => vec![0.0f64; width * SUB],
+        };
+        let (lt, rt) = (tiles(self.left.len(), TILE_L), tiles(width, TILE_R));
+        let mut start = rows.start;
+        while start < rows.end {
+            let sub = start..(start + SUB).min(rows.end);
+            widen(self.left, &sub, &mut lbuf);
+            if !self.symmetric {
+                widen(self.right, &sub, &mut rbuf);
+            }
+            let bufs: (&[f64], &[f64]) = (&lbuf, if self.symmetric { &lbuf } else { &rbuf });
+            let len = sub.len();
+            for &(ls, lw) in &lt {
+                for &(rs, rw) in &rt {
+                    if self.symmetric && rs + rw <= ls {
+                        continue;
+                    }
+                    let (at, t) = ((ls, rs), &mut total);
+                    match (lw, rw) {
+                        (TILE_L, TILE_R) => cross_tile::<TILE_L, TILE_R>(bufs, at, len, t, width),
+                        (TILE_L, _) => cross_tile::<TILE_L, 1>(bufs, at, len, t, width),
+                        (_, TILE_R) => cross_tile::<1, TILE_R>(bufs, at, len, t, width),
+                        _ => cross_tile::<1, 1>(bufs, at, len, t, width),
+                    }
+                }
+            }
+            start = sub.end;
+        }
+        total
+    }
+}
+
+/// A loop over rows `offset..offset + len` of several columns of a matrix (each slice holds
+/// exactly those rows) and, optionally, of a caller's vector y.
+pub trait ColumnsKernel<T>: Sync {
+    fn run(&self, offset: usize, len: usize, cols: &mut [&mut [T]], y: Option<&mut [T]>);
+}
+
+/// Adapter handing a column kernel to `pulp::Arch::dispatch`.
+pub struct ColumnsMut<'a, 'c, K, T>(
+    pub &'a K,
+    pub Range<usize>,
+    pub Vec<&'c mut [T]>,
+    pub Option<&'c mut [T]>,
+);
+
+impl<K: ColumnsKernel<T>, T> pulp::WithSimd for ColumnsMut<'_, '_, K, T> {
+    type Output = ();
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let ColumnsMut(kernel, rows, mut cols, y) = self;
+        kernel.run(rows.start, rows.len(), &mut cols, y)
+    }
+}
+
+/// cols[outputs] ← A·T and y ← y + A·w for A = cols[inputs] (read before anything is
+/// written). Each entry is Σ_i a_i·t_i over the inputs in order, in f64, rounded once.
+pub struct Combine<'a> {
+    pub inputs: &'a [usize],
+    pub outputs: &'a [usize],
+    /// Output-major coefficients: output j (the vector w last, if any) at [j·p, (j+1)·p).
+    pub coef: &'a [f64],
+    /// Per output: the inputs past this count have zero coefficients and are skipped.
+    pub used: &'a [usize],
+}
+
+impl Combine<'_> {
+    /// Outputs `first..first + W` of the sub-block held in `a` (rows × p, input-major).
+    #[inline(always)]
+    fn outputs<const W: usize>(&self, first: usize, rows: usize, a: &[f64], o: &mut [f64]) {
+        let p = self.inputs.len();
+        let mut used = 0;
+        for w in 0..W {
+            used = used.max(self.used[first + w]);
+        }
+        let chunks = rows / 8;
+        for chunk in 0..chunks {
+            let mut acc = [[0.0f64; 8]; W];
+            for i in 0..used {
+                let av: &[f64; 8] = a[i * SUB + chunk * 8..][..8]
+                    .try_into()
+                    .expect("eight rows");
+                for (w, acc_w) in acc.iter_mut().enumerate() {
+                    let c = self.coef[(first + w) * p + i];
+                    for (s, x) in acc_w.iter_mut().zip(av) {
+                        *s = x.mul_add(c, *s);
+                    }
+                }
+            }
+            for (w, acc_w) in acc.iter().enumerate() {
+                o[(first + w) * SUB + chunk * 8..][..8].copy_from_slice(acc_w);
+            }
+        }
+        for row in chunks * 8..rows {
+            for w in 0..W {
+                let mut s = 0.0f64;
+                for i in 0..used {
+                    s = a[i * SUB + row].mul_add(self.coef[(first + w) * p + i], s);
+                }
+                o[(first + w) * SUB + row] = s;
+            }
+        }
+    }
+}
+
+impl Combine<'_> {
+    /// The path for many outputs: the sub-block of every input is widened to f64 once and
+    /// reused by every group of four outputs.
+    #[inline(always)]
+    fn run_widened<T: Scalar>(&self, len: usize, cols: &mut [&mut [T]], mut y: Option<&mut [T]>) {
+        let p = self.inputs.len();
+        let q = self.used.len();
+        let mut a = vec![0.0f64; p * SUB];
+        let mut o = vec![0.0f64; q * SUB];
+        let mut start = 0;
+        while start < len {
+            let end = (start + SUB).min(len);
+            let rows = end - start;
+            for (i, &col) in self.inputs.iter().enumerate() {
+                for (dst, src) in a[i * SUB..i * SUB + rows]
+                    .iter_mut()
+                    .zip(&cols[col][start..end])
+                {
+                    *dst = src.to_f64();
+                }
+            }
+            let full = q / GROUP * GROUP;
+            for first in (0..full).step_by(GROUP) {
+                self.outputs::<GROUP>(first, rows, &a, &mut o);
+            }
+            for first in full..q {
+                self.outputs::<1>(first, rows, &a, &mut o);
+            }
+            self.write(cols, y.as_deref_mut(), start..end, &o, SUB);
+            start = end;
+        }
+    }
+
+    /// The path for Q ≤ 4 outputs (a pass that writes one column and unprojects): like
+    /// `AddColumns`, four input columns at a time are streamed over a block of rows, and each
+    /// row's four inputs are read once for all Q L2-resident f64 accumulators. Each entry is
+    /// summed in the same order as in `run_widened`.
+    #[inline(always)]
+    fn run_streaming<T: Scalar, const Q: usize>(
+        &self,
+        len: usize,
+        cols: &mut [&mut [T]],
+        mut y: Option<&mut [T]>,
+    ) {
+        let p = self.inputs.len();
+        let block = BLOCK.min(len);
+        let mut acc = vec![0.0f64; Q * block];
+        let most = self.used.iter().copied().max().unwrap_or(0);
+        let whole = most / GROUP * GROUP;
+        let mut start = 0;
+        while start < len {
+            let end = (start + block).min(len);
+            let rows = end - start;
+            acc.fill(0.0);
+            let mut chunks = acc.chunks_exact_mut(block);
+            let parts: [&mut [f64]; Q] =
+                std::array::from_fn(|_| &mut chunks.next().expect("Q chunks")[..rows]);
+            for first in (0..whole).step_by(GROUP) {
+                let x: [&[T]; GROUP] =
+                    std::array::from_fn(|g| &cols[self.inputs[first + g]][start..end]);
+                let c: [[f64; GROUP]; Q] =
+                    std::array::from_fn(|j| std::array::from_fn(|g| self.coef[j * p + first + g]));
+                for r in 0..rows {
+                    let v = [
+                        x[0][r].to_f64(),
+                        x[1][r].to_f64(),
+                        x[2][r].to_f64(),
+                        x[3][r].to_f64(),
+                    ];
+                    for j in 0..Q {
+                        let mut s = parts[j][r];
+                        s = v[0].mul_add(c[j][0], s);
+                        s = v[1].mul_add(c[j][1], s);
+                        s = v[2].mul_add(c[j][2], s);
+                        parts[j][r] = v[3].mul_add(c[j][3], s);
+                    }
+                }
+            }
+            for i in whole..most {
+                let x = &cols[self.inputs[i]][start..end];
+                let c: [f64; Q] = std::array::from_fn(|j| self.coef[j * p + i]);
+                for r in 0..rows {
+                    let v = x[r].to_f64();
+                    for j in 0..Q {
+                        parts[j][r] = v.mul_add(c[j], parts[j][r]);
+                    }
+                }
+            }
+            self.write(cols, y.as_deref_mut(), start..end, &acc, block);
+            start = end;
+        }
+    }
+
+    /// Writes the outputs (and adds the last sum to y) for `rows`, from sums laid out with
+    /// `stride` rows per output.
+    #[inline(always)]
+    fn write<T: Scalar>(
+        &self,
+        cols: &mut [&mut [T]],
+        y: Option<&mut [T]>,
+        rows: Range<usize>,
+        sums: &[f64],
+        stride: usize,
+    ) {
+        for (j, &col) in self.outputs.iter().enumerate() {
+            for (dst, src) in cols[col][rows.clone()].iter_mut().zip(&sums[j * stride..]) {
+                *dst = T::from_f64(*src);
+            }
+        }
+        if let Some(y) = y {
+            let last = &sums[self.outputs.len() * stride..];
+            for (yi, s) in y[rows].iter_mut().zip(last) {
+                *yi = T::from_f64(yi.to_f64() + s);
+            }
+        }
+    }
+}
+
+impl<T: Scalar> ColumnsKernel<T> for Combine<'_> {
+    #[inline(always)]
+    fn run(&self, _offset: usize, len: usize, cols: &mut [&mut [T]], y: Option<&mut [T]>) {
+        match self.used.len() {
+            1 => self.run_streaming::<T, 1>(len, cols, y),
+            2 => self.run_streaming::<T, 2>(len, cols, y),
+            3 => self.run_streaming::<T, 3>(len, cols, y),
+            4 => self.run_streaming::<T, 4>(len, cols, y),
+            _ => self.run_widened(len, cols, y),
+        }
+    }
+}
+
+/// Standard normal columns: column j is the stream whose state is `bases[j]`
+/// (`backend::normal`), rows from `offset` on (`offset` even, so pairs stay together).
+pub struct Gaussian<'a> {
+    pub bases: &'a [u64],
+}
+
+impl<T: Scalar> ColumnsKernel<T> for Gaussian<'_> {
+    #[inline(always)]
+    fn run(&self, offset: usize, _len: usize, cols: &mut [&mut [T]], _y: Option<&mut [T]>) {
+        assert!(
+            offset.is_multiple_of(2),
+            "gaussian rows start at an even row"
+        );
+        let first = (offset / 2) as u64;
+        for (col, &base) in cols.iter_mut().zip(self.bases) {
+            let (pairs, rest) = col.as_chunks_mut::<2>();
+            for (i, pair) in pairs.iter_mut().enumerate() {
+                let (a, b) = normal_pair(base, first + i as u64);
+                pair[0] = T::from_f64(a);
+                pair[1] = T::from_f64(b);
+            }
+            if let Some(last) = rest.first_mut() {
+                *last = T::from_f64(normal_pair(base, first + pairs.len() as u64).0);
+            }
+        }
+    }
+}
+
+/// Every entry clamped to [−limit, limit].
+pub struct Clamp {
+    pub limit: f64,
+}
+
+impl<T: Scalar> ColumnsKernel<T> for Clamp {
+    #[inline(always)]
+    fn run(&self, _offset: usize, _len: usize, cols: &mut [&mut [T]], _y: Option<&mut [T]>) {
+        for col in cols.iter_mut() {
+            for v in col.iter_mut() {
+                *v = T::from_f64(v.to_f64().clamp(-self.limit, self.limit));
             }
         }
     }

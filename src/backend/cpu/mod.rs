@@ -10,7 +10,11 @@ mod kernels;
 
 use super::{Backend, InputError, Scalar};
 use crate::error::{Error, Result, Status};
-use kernels::{AddColumns, BLOCK, ColumnDots, Dot, RowKernel, RowKernelMut, Rows, RowsMut};
+use faer::{Mat, MatRef};
+use kernels::{
+    AddColumns, BLOCK, Clamp, ColumnDots, ColumnsKernel, ColumnsMut, Combine, Cross, Dot, Gaussian,
+    RowKernel, RowKernelMut, Rows, RowsMut,
+};
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -81,6 +85,87 @@ impl<T: Scalar> Cpu<T> {
                 .into_iter()
                 .map(|h| h.join().expect("LRE worker thread panicked"))
                 .collect()
+        })
+    }
+
+    /// Runs `kernel` on the columns `cols` (distinct) of `m` and on `y`, split into row ranges
+    /// (in parallel when there are several); the kernel sees the columns in the order of `cols`.
+    fn for_columns<K: ColumnsKernel<T>>(
+        &self,
+        m: &mut HostMatrix<T>,
+        cols: &[usize],
+        y: Option<&mut [T]>,
+        kernel: &K,
+    ) {
+        let mut position = vec![usize::MAX; m.data.len() / self.n];
+        for (i, &c) in cols.iter().enumerate() {
+            assert_eq!(position[c], usize::MAX, "column {c} listed twice");
+            position[c] = i;
+        }
+        let mut slots: Vec<Option<&mut [T]>> = cols.iter().map(|_| None).collect();
+        for (j, column) in m.data.chunks_mut(self.n).enumerate() {
+            if let Some(slot) = slots.get_mut(position[j]) {
+                *slot = Some(column);
+            }
+        }
+        let mut columns: Vec<&mut [T]> = slots
+            .into_iter()
+            .map(|c| c.expect("every listed column exists"))
+            .collect();
+        let mut y = y;
+        let ranges = self.row_ranges();
+        let arch = self.arch;
+        if ranges.len() <= 1 {
+            arch.dispatch(ColumnsMut(kernel, 0..self.n, columns, y));
+            return;
+        }
+        std::thread::scope(|s| {
+            for r in ranges {
+                let mut mine = Vec::with_capacity(columns.len());
+                let mut rest = Vec::with_capacity(columns.len());
+                for column in columns {
+                    let (head, tail) = column.split_at_mut(r.len());
+                    mine.push(head);
+                    rest.push(tail);
+                }
+                columns = rest;
+                let y_head = match y.take() {
+                    Some(v) => {
+                        let (head, tail) = v.split_at_mut(r.len());
+                        y = Some(tail);
+                        Some(head)
+                    }
+                    None => None,
+                };
+                s.spawn(move || arch.dispatch(ColumnsMut(kernel, r, mine, y_head)));
+            }
+        });
+    }
+
+    /// M[:, left]ᵀ·M[:, right], one pass; `symmetric` when both lists are the same.
+    fn products(
+        &self,
+        m: &HostMatrix<T>,
+        left: &[usize],
+        right: &[usize],
+        symmetric: bool,
+    ) -> Mat<f64> {
+        let l: Vec<&[T]> = left.iter().map(|&j| m.column(j)).collect();
+        let r: Vec<&[T]> = right.iter().map(|&j| m.column(j)).collect();
+        let mut total = vec![0.0; l.len() * r.len()];
+        for part in self.map_rows(&Cross {
+            left: &l,
+            right: &r,
+            symmetric,
+        }) {
+            for (t, p) in total.iter_mut().zip(part) {
+                *t += p;
+            }
+        }
+        let width = r.len();
+        Mat::from_fn(l.len(), width, |i, j| match symmetric && i > j {
+            true => total[j * width + i],
+            false => total[i * width + j],
         })
     }
 
@@ -267,5 +352,72 @@ impl<T: Scalar> Backend for Cpu<T> {
 
     fn column_from_host(&self, data: &[T], m: &mut HostMatrix<T>, col: usize) {
         m.data[col * self.n..(col + 1) * self.n].copy_from_slice(data);
+    }
+
+    fn gram(&self, m: &HostMatrix<T>, cols: &[usize]) -> Mat<f64> {
+        self.products(m, cols, cols, true)
+    }
+
+    fn cross(&self, m: &HostMatrix<T>, left: &[usize], right: &[usize]) -> Mat<f64> {
+        self.products(m, left, right, false)
+    }
+
+    fn combine_columns(
+        &self,
+        m: &mut HostMatrix<T>,
+        inputs: &[usize],
+        t: MatRef<'_, f64>,
+        outputs: &[usize],
+        add: Option<(&[f64], &mut [T])>,
+    ) {
+        let p = inputs.len();
+        assert_eq!(
+            (t.nrows(), t.ncols()),
+            (p, outputs.len()),
+            "combine_columns: T"
+        );
+        // The kernel sees the distinct columns once each: inputs first, then new outputs.
+        let mut involved: Vec<usize> = inputs.to_vec();
+        involved.extend(outputs.iter().filter(|c| !inputs.contains(c)));
+        let at = |c: &usize| involved.iter().position(|x| x == c).expect("listed");
+        let input_at: Vec<usize> = inputs.iter().map(at).collect();
+        let output_at: Vec<usize> = outputs.iter().map(at).collect();
+        let mut coef: Vec<f64> = (0..t.ncols())
+            .flat_map(|j| t.col(j).iter().copied().collect::<Vec<_>>())
+            .collect();
+        let y = add.map(|(w, y)| {
+            assert_eq!((w.len(), y.len()), (p, self.n), "combine_columns: add");
+            coef.extend_from_slice(w);
+            y
+        });
+        let columns = outputs.len() + usize::from(y.is_some());
+        let used: Vec<usize> = (0..columns)
+            .map(|j| {
+                let column = &coef[j * p..(j + 1) * p];
+                column.iter().rposition(|&c| c != 0.0).map_or(0, |i| i + 1)
+            })
+            .collect();
+        self.for_columns(
+            m,
+            &involved,
+            y,
+            &Combine {
+                inputs: &input_at,
+                outputs: &output_at,
+                coef: &coef,
+                used: &used,
+            },
+        );
+    }
+
+    fn gaussian_columns(&self, m: &mut HostMatrix<T>, cols: &[usize], key: u64) {
+        let bases: Vec<u64> = (0..cols.len() as u64)
+            .map(|j| super::normal::stream_base(key, j))
+            .collect();
+        self.for_columns(m, cols, None, &Gaussian { bases: &bases });
+    }
+
+    fn clamp_columns(&self, m: &mut HostMatrix<T>, cols: &[usize], limit: f64) {
+        self.for_columns(m, cols, None, &Clamp { limit });
     }
 }

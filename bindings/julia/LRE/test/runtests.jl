@@ -38,7 +38,7 @@ end
         end
         @test err isa LREError && err.status == LRE.LRE_ERR_SPEC && occursin("ggtt", err.message)
         @test occursin("invalid spec", sprint(showerror, err))
-        @test_throws LREError LRE.Optimizer("basis=eigen", 4)
+        @test_throws LREError LRE.Optimizer("basis=full_matrix", 2000)
         @test_throws LREError LRE.Optimizer("dtype=f32", 4; dtype = Float64)
         opt = LRE.Optimizer("lr=0.1", 4)
         x = ones(Float32, 4)
