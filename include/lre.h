@@ -212,6 +212,17 @@ lre_status lre_optimizer_eigenvalues(const lre_optimizer_t *opt,
                                      size_t *len);
 
 /**
+ * Writes to `*bytes` the most bytes this optimizer's state can ever take (its spec and ndim
+ * decide it), for callers that must size a fixed buffer before the first step (lre.jax).
+ * Configurations with per-sample batches (empirical_fisher, gauss_newton, natural_gradient)
+ * have no fixed bound: `LRE_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `bytes` is valid to write.
+ */
+lre_status lre_optimizer_state_bound(const lre_optimizer_t *opt, size_t *bytes);
+
+/**
  * Writes the optimizer's complete state (docs/state-format.md) into `buf` and its size into
  * `*len`. With `buf == NULL` only `*len` is written (a size query); a `cap` smaller than the
  * size returns `LRE_ERR_BUFFER_TOO_SMALL` and writes nothing.

@@ -413,3 +413,57 @@ fn the_loader_survives_mutated_blobs() {
         "{loaded} of 100000 mutated blobs loaded"
     );
 }
+
+/// The fixed-shape state bound (lre.jax keeps the blob in a buffer of this size) holds every
+/// blob of every configuration it accepts — n below and above the window, every step of a run
+/// long enough to fill the windows — and refuses the batch configurations.
+#[test]
+fn state_bound_holds_every_blob_it_accepts() {
+    let mut refused = Vec::new();
+    for base in RESUME_SPECS {
+        let spec = spec_for::<f32>(base);
+        for n in [3usize, 7, 40, 400] {
+            let mut opt = CpuOptimizer::<f32>::from_spec(&spec, n).unwrap();
+            let bound = match lre::state::state_bound(opt.config(), n) {
+                Ok(b) => b,
+                Err(e) => {
+                    assert_eq!(e.status, Status::LRE_ERR_UNSUPPORTED, "{spec}: {e:?}");
+                    refused.push(opt.config().curvature.name());
+                    break;
+                }
+            };
+            let mut rng = Xorshift(n as u64 + 5);
+            let mut x = vec![0.3f32; n];
+            for t in 0..30 {
+                let g: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+                drive(&mut opt, &mut x, &g, t);
+                let len = opt.state().len();
+                assert!(
+                    len <= bound,
+                    "{spec}, n={n}, step {t}: {len} > bound {bound}"
+                );
+            }
+        }
+    }
+    assert_eq!(refused, ["empirical_fisher", "gauss_newton"]);
+}
+
+/// For the default GGT the bound is tight: within 2% of the full window's blob.
+#[test]
+fn state_bound_is_tight_for_ggt() {
+    let n = 2000;
+    let spec = "basis=ggt(history_size=20)";
+    let mut opt = CpuOptimizer::<f32>::from_spec(spec, n).unwrap();
+    let bound = lre::state::state_bound(opt.config(), n).unwrap();
+    let mut rng = Xorshift(3);
+    let mut x = vec![0f32; n];
+    for _ in 0..25 {
+        let g: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
+        opt.step(&mut x, &g).unwrap();
+    }
+    let full = opt.state().len();
+    assert!(
+        full <= bound && (bound as f64) < 1.06 * full as f64,
+        "bound {bound}, full window {full}"
+    );
+}

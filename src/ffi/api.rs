@@ -243,6 +243,30 @@ pub unsafe extern "C" fn lre_optimizer_eigenvalues(
     })
 }
 
+/// Writes to `*bytes` the most bytes this optimizer's state can ever take (its spec and ndim
+/// decide it), for callers that must size a fixed buffer before the first step (lre.jax).
+/// Configurations with per-sample batches (empirical_fisher, gauss_newton, natural_gradient)
+/// have no fixed bound: `LRE_ERR_UNSUPPORTED`.
+///
+/// # Safety
+/// `opt` is a live optimizer; `bytes` is valid to write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_optimizer_state_bound(
+    opt: *const LreOptimizer,
+    bytes: *mut usize,
+) -> Status {
+    guard(|| {
+        let bytes = out(bytes, "bytes")?;
+        // SAFETY: the caller passes a live optimizer.
+        let opt = unsafe { optimizer(opt, "opt") }?;
+        let bound =
+            with_optimizer!(&opt.inner, o => crate::state::state_bound(o.config(), o.ndim()))?;
+        // SAFETY: `bytes` was checked by `out`.
+        unsafe { pointers::write(bytes, bound) };
+        Ok(())
+    })
+}
+
 /// Writes the optimizer's complete state (docs/state-format.md) into `buf` and its size into
 /// `*len`. With `buf == NULL` only `*len` is written (a size query); a `cap` smaller than the
 /// size returns `LRE_ERR_BUFFER_TOO_SMALL` and writes nothing.

@@ -5,10 +5,12 @@
 //! Components write and read their own buffers through [`Encoder`] and [`Decoder`] under a
 //! name prefix ("basis/", "chain/0/", …); the optimizer adds its own.
 
+mod bound;
 mod decoder;
 mod encoder;
 pub mod file;
 
+pub use bound::state_bound;
 pub use decoder::{Decoder, header_dtype};
 pub use encoder::Encoder;
 
