@@ -31,15 +31,20 @@ pub fn guard(body: impl FnOnce() -> Result<()>) -> Status {
             status
         }
         Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            set_last_error(&format!("internal error (please report): {what}"));
+            set_last_error(&panic_message(payload.as_ref()));
             Status::LRE_ERR_PANIC
         }
     }
+}
+
+/// The message for a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string());
+    format!("internal error (please report): {what}")
 }
 
 /// Runs an infallible export that returns a value; a panic yields `fallback`.

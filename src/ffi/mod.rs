@@ -5,7 +5,8 @@
 //! * [`pointers`] — every raw pointer is checked and converted here, and only here.
 //! * [`handle`] — the opaque `lre_optimizer_t` and its dtype dispatch.
 //! * [`api`] — the exported functions: handles, parameters, introspection, state;
-//! * [`step`] — the step entry points (one-call, split, batch).
+//! * [`step`] — the step entry points (one-call, split, batch);
+//! * [`xla`] — XLA FFI custom-call handlers for JAX (not part of lre.h).
 //!
 //! `include/lre.h` is generated from them by cbindgen.
 
@@ -14,6 +15,7 @@ pub mod guard;
 pub mod handle;
 pub mod pointers;
 pub mod step;
+pub mod xla;
 
 /// ABI version of this library; equals `LRE_ABI_VERSION` in the header it was built with.
 /// Bumped on any incompatible change of the C API.

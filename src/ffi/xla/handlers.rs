@@ -1,0 +1,223 @@
+//! The XLA FFI handlers behind `lre.jax`, exported from liblre. They are pure: the optimizer's
+//! whole state comes in as a uint8 buffer and goes out as a result (aliased in place when the
+//! caller donates it); nothing is kept in the library between calls.
+//!
+//! The state buffer holds a u64 (little-endian) byte count, the state blob of
+//! docs/state-format.md, then zeros up to the buffer's fixed capacity (lre.jax sizes it with
+//! `lre_optimizer_state_bound`).
+//!
+//! * `lre_xla_step(state, grads, params, learning_rate[, hvps]) -> (state', updates)`: one step;
+//!   `updates` = new params − params. With `hvps` (P × n, P ≥ the step's probe count) the step
+//!   is the split step's second phase.
+//! * `lre_xla_probes(state, grads) -> probes (P × n)`: the split step's first phase — the
+//!   vectors whose Hessian products `lre_xla_step` needs, zero rows beyond the step's count.
+//!
+//! Each call decodes the blob into a fresh optimizer, steps it and encodes it again: O(state)
+//! copies on top of the step itself (measured in bindings/python/benchmarks).
+
+use super::c_api::{self, CallFrame, XlaError};
+use super::frame::{Call, Element, Frame, classify};
+use crate::backend::Scalar;
+use crate::error::{Error, Result, Status};
+use crate::ffi::guard::panic_message;
+use crate::optimizer::CpuOptimizer;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Bytes before the blob in the state buffer.
+pub const LENGTH_PREFIX: usize = 8;
+
+/// One optimizer step (see the module documentation).
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_xla_step(frame: *mut CallFrame) -> *mut XlaError {
+    // SAFETY: forwarded caller contract.
+    unsafe { run(frame, step) }
+}
+
+/// The probe vectors of a split step (see the module documentation).
+///
+/// # Safety
+/// Called by XLA with a valid call frame.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn lre_xla_probes(frame: *mut CallFrame) -> *mut XlaError {
+    // SAFETY: forwarded caller contract.
+    unsafe { run(frame, probes) }
+}
+
+/// Answers the metadata probe and non-execute stages; runs `body` on execution, turning errors
+/// and panics into XLA errors whose message starts with our status name.
+///
+/// # Safety
+/// `frame` is a valid call frame.
+unsafe fn run(frame: *mut CallFrame, body: fn(&Frame<'_>) -> Result<()>) -> *mut XlaError {
+    // SAFETY: forwarded caller contract.
+    let Call::Execute(f) = (unsafe { classify(frame) }) else {
+        return std::ptr::null_mut();
+    };
+    match catch_unwind(AssertUnwindSafe(|| body(&f))) {
+        Ok(Ok(())) => std::ptr::null_mut(),
+        Ok(Err(Error { status, message })) => {
+            let code = match status {
+                Status::LRE_ERR_UNSUPPORTED => c_api::ERROR_UNIMPLEMENTED,
+                Status::LRE_ERR_BUFFER_TOO_SMALL | Status::LRE_ERR_NUMERICAL => {
+                    c_api::ERROR_FAILED_PRECONDITION
+                }
+                _ => c_api::ERROR_INVALID_ARGUMENT,
+            };
+            f.error(code, &format!("{status:?}: {message}"))
+        }
+        Err(payload) => f.error(
+            c_api::ERROR_INTERNAL,
+            &format!("LRE_ERR_PANIC: {}", panic_message(payload.as_ref())),
+        ),
+    }
+}
+
+fn step(f: &Frame<'_>) -> Result<()> {
+    match f.arg_dtype(1, "grads")? {
+        c_api::DTYPE_F32 => step_typed::<f32>(f),
+        c_api::DTYPE_F64 => step_typed::<f64>(f),
+        other => Err(wrong_float("grads", other)),
+    }
+}
+
+fn probes(f: &Frame<'_>) -> Result<()> {
+    match f.arg_dtype(1, "grads")? {
+        c_api::DTYPE_F32 => probes_typed::<f32>(f),
+        c_api::DTYPE_F64 => probes_typed::<f64>(f),
+        other => Err(wrong_float("grads", other)),
+    }
+}
+
+fn wrong_float(name: &str, code: i32) -> Error {
+    Error::invalid(format!(
+        "{name} must be float32 or float64, got XLA dtype code {code}"
+    ))
+}
+
+fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
+    // Everything is computed into owned memory first: the state result aliases the state
+    // argument when the caller donates it.
+    let (capacity, n, state, updates) = {
+        let buffer = f.arg::<u8>(0, "state", None)?;
+        let mut opt = decode::<T>(buffer)?;
+        let n = opt.ndim();
+        let grads = f.arg::<T>(1, "grads", Some(n))?;
+        let params = f.arg::<T>(2, "params", Some(n))?;
+        opt.set_lr(learning_rate(f)?)?;
+        let mut x = params.to_vec();
+        if f.num_args() > 4 {
+            let count = opt.begin(grads)?;
+            let rows = hvp_rows::<T>(f, n, count)?;
+            opt.finish(&mut x, &rows)?;
+        } else {
+            opt.step(&mut x, grads)?;
+        }
+        let updates: Vec<T> = x
+            .iter()
+            .zip(params)
+            .map(|(a, b)| T::from_f64(a.to_f64() - b.to_f64()))
+            .collect();
+        (buffer.len(), n, encode(&opt, buffer.len())?, updates)
+    };
+    f.result::<u8>(0, "state", capacity)?
+        .copy_from_slice(&state);
+    f.result::<T>(1, "updates", n)?.copy_from_slice(&updates);
+    Ok(())
+}
+
+fn probes_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
+    let (n, vectors) = {
+        let mut opt = decode::<T>(f.arg::<u8>(0, "state", None)?)?;
+        let n = opt.ndim();
+        let count = opt.begin(f.arg::<T>(1, "grads", Some(n))?)?;
+        let mut vectors = Vec::with_capacity(count * n);
+        for i in 0..count {
+            vectors.extend_from_slice(opt.probe(i)?);
+        }
+        (n, vectors)
+    };
+    let out_len = f.result_len(0, "probes")?;
+    if n == 0 || out_len % n != 0 || out_len < vectors.len() {
+        return Err(Error::invalid(format!(
+            "probes holds {out_len} elements; this step needs {} rows of {n}",
+            vectors.len() / n.max(1)
+        )));
+    }
+    let out = f.result::<T>(0, "probes", out_len)?;
+    out[..vectors.len()].copy_from_slice(&vectors);
+    out[vectors.len()..].fill(T::default());
+    Ok(())
+}
+
+/// The learning rate: a float32 or float64 scalar (float32 when JAX runs without x64).
+fn learning_rate(f: &Frame<'_>) -> Result<f64> {
+    match f.arg_dtype(3, "learning_rate")? {
+        c_api::DTYPE_F32 => Ok(f64::from(f.arg::<f32>(3, "learning_rate", Some(1))?[0])),
+        c_api::DTYPE_F64 => Ok(f.arg::<f64>(3, "learning_rate", Some(1))?[0]),
+        other => Err(wrong_float("learning_rate", other)),
+    }
+}
+
+/// The first `count` rows of the `hvps` argument (P × n, P ≥ count).
+fn hvp_rows<'f, T: Scalar + Element>(
+    f: &Frame<'f>,
+    n: usize,
+    count: usize,
+) -> Result<Vec<&'f [T]>> {
+    let hvps = f.arg::<T>(4, "hvps", None)?;
+    if n == 0 || hvps.len() % n != 0 || hvps.len() / n < count {
+        return Err(Error::invalid(format!(
+            "hvps holds {} elements; this step needs {count} rows of {n}",
+            hvps.len()
+        )));
+    }
+    Ok(hvps.chunks_exact(n).take(count).collect())
+}
+
+/// The optimizer saved in a state buffer.
+fn decode<T: Scalar>(buffer: &[u8]) -> Result<CpuOptimizer<T>> {
+    let corrupt = |what: String| Error::new(Status::LRE_ERR_STATE, what);
+    let prefix: [u8; LENGTH_PREFIX] = buffer
+        .get(..LENGTH_PREFIX)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            corrupt(format!(
+                "the state buffer holds {} bytes, fewer than its length prefix",
+                buffer.len()
+            ))
+        })?;
+    let len = u64::from_le_bytes(prefix);
+    let blob = usize::try_from(len)
+        .ok()
+        .and_then(|len| buffer.get(LENGTH_PREFIX..LENGTH_PREFIX.checked_add(len)?))
+        .ok_or_else(|| {
+            corrupt(format!(
+                "the state buffer says its blob has {len} bytes but holds {}",
+                buffer.len()
+            ))
+        })?;
+    CpuOptimizer::<T>::from_state(blob)
+}
+
+/// The optimizer's state as a buffer of `capacity` bytes (prefix, blob, zeros).
+pub fn encode<T: Scalar>(opt: &CpuOptimizer<T>, capacity: usize) -> Result<Vec<u8>> {
+    let blob = opt.state();
+    if LENGTH_PREFIX + blob.len() > capacity {
+        return Err(Error::new(
+            Status::LRE_ERR_BUFFER_TOO_SMALL,
+            format!(
+                "the state needs {} bytes but the state buffer holds {capacity}; create the \
+                 state with a larger state_capacity",
+                LENGTH_PREFIX + blob.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+    out.extend_from_slice(&blob);
+    out.resize(capacity, 0);
+    Ok(out)
+}
