@@ -1,0 +1,271 @@
+"""lre.jax: the optax transformation running as XLA custom calls — against lre.core bit for bit,
+under jit, vmap and donation, with Hessian-vector products, inside optax.chain, and exchanging
+state with the C++ wrapper."""
+
+import pathlib
+import subprocess
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lre._library
+import lre.core
+import lre.jax
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+SPEC = "basis=ggt(history_size=4); chain=[adam]"
+LR = 0.125  # exactly representable in float32, so every binding sees the same learning rate
+
+
+def make_params(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32),
+            "b": jnp.asarray(rng.normal(size=5), jnp.float32)}
+
+
+def quadratic_loss(p):
+    scale = jnp.arange(1.0, 6.0, dtype=p["b"].dtype)
+    return 0.5 * jnp.sum(p["w"] ** 2) + 0.5 * jnp.sum(scale * p["b"] ** 2)
+
+
+def flat(tree):
+    return np.asarray(jax.flatten_util.ravel_pytree(tree)[0])
+
+
+def plain_loss(p):
+    """0.5·|x|², whose gradient is x exactly: what resume.cpp uses."""
+    return 0.5 * sum(jnp.sum(leaf ** 2) for leaf in jax.tree_util.tree_leaves(p))
+
+
+def jitted_step(opt, donate=False, loss=quadratic_loss):
+    def step(params, state):
+        grads = jax.grad(loss)(params)
+        updates, state = opt.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, updates
+    return jax.jit(step, donate_argnums=(1,) if donate else ())
+
+
+def test_jit_matches_core_bit_for_bit():
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    state = opt.init(params)
+    step = jitted_step(opt)
+    core = lre.core.Optimizer(SPEC + f"; lr={LR}", flat(params).size)
+    for _ in range(12):
+        grads = flat(jax.grad(quadratic_loss)(params))
+        x = flat(params).copy()
+        before = x.copy()
+        core.step(x, grads)
+        params, state, updates = step(params, state)
+        np.testing.assert_array_equal(flat(updates), x - before)
+    assert lre.jax.to_c_state(state) == core.state()
+    assert int(state.count) == 12
+    assert float(quadratic_loss(params)) < 0.5 * float(quadratic_loss(make_params()))
+
+
+def test_float64_params_match_core_f64():
+    with jax.enable_x64(True):
+        opt = lre.jax.lre(SPEC, learning_rate=0.1)
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), make_params())
+        state = opt.init(params)
+        step = jitted_step(opt)
+        core = lre.core.Optimizer(SPEC + "; lr=0.1; dtype=f64", 17)
+        for _ in range(5):
+            grads = flat(jax.grad(quadratic_loss)(params))
+            x = flat(params).copy()
+            before = x.copy()
+            core.step(x, grads)
+            params, state, updates = step(params, state)
+            assert flat(updates).dtype == np.float64
+            np.testing.assert_array_equal(flat(updates), x - before)
+        assert lre.jax.to_c_state(state) == core.state()
+
+
+def test_vmap_runs_independent_optimizers():
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    batch = [make_params(1), make_params(2)]
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batch)
+    states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[opt.init(p) for p in batch])
+    step = jax.jit(jax.vmap(jitted_step(opt)))
+    singles = [(p, opt.init(p)) for p in batch]
+    single_step = jitted_step(opt)
+    for _ in range(5):
+        stacked, states, _ = step(stacked, states)
+        singles = [single_step(p, s)[:2] for p, s in singles]
+    for i, (p, s) in enumerate(singles):
+        np.testing.assert_array_equal(flat(p), flat(jax.tree_util.tree_map(lambda a: a[i], stacked)))
+        np.testing.assert_array_equal(np.asarray(s.blob), np.asarray(states.blob[i]))
+
+
+def test_donated_state_is_updated_in_place():
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    state = opt.init(params)
+    reference = opt.init(params)
+    donating, plain = jitted_step(opt, donate=True), jitted_step(opt)
+    p_ref = params
+    for _ in range(3):
+        old = state
+        params, state, _ = donating(params, state)
+        assert old.blob.is_deleted(), "the donated state buffer should have been reused"
+        p_ref, reference, _ = plain(p_ref, reference)
+    np.testing.assert_array_equal(np.asarray(state.blob), np.asarray(reference.blob))
+    lowered = jax.jit(lambda p, s: opt.update(p, s, p), donate_argnums=(1,)).lower(params, state)
+    # The custom call writes its state result over its state operand.
+    assert "output_operand_alias<output_tuple_indices = [0], operand_index = 0" in lowered.as_text()
+
+
+def test_hessian_curvature_inside_one_jit():
+    spec = "curvature=full_hutchinson_hessian(orthogonalize=true); chain=[l_inv]"
+    opt = lre.jax.lre(spec, learning_rate=1.0)
+    params = make_params()
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        grads, hvp = lre.jax.grad_and_hvp(quadratic_loss, params)
+        updates, state = opt.update(grads, state, params, hvp_fn=hvp)
+        return optax.apply_updates(params, updates), state
+
+    start = float(quadratic_loss(params))
+    for _ in range(30):
+        params, state = step(params, state)
+    assert float(quadratic_loss(params)) < 1e-6 * start  # a Newton method on a quadratic
+    with pytest.raises(ValueError, match="hvp_fn"):
+        opt.update(jax.grad(quadratic_loss)(params), state, params)
+
+
+def test_probes_and_products_match_core_split_step():
+    spec = "curvature=full_hutchinson_hessian; chain=[adam, l_inv]"
+    opt = lre.jax.lre(spec, learning_rate=LR)
+    params = make_params()
+    state = opt.init(params)
+    scale = np.concatenate([np.arange(1.0, 6.0), np.ones(12)]).astype(np.float32)  # b first
+    core = lre.core.Optimizer(spec + f"; lr={LR}", scale.size)
+    for _ in range(4):
+        grads = jax.grad(quadratic_loss)(params)
+        _, hvp = lre.jax.grad_and_hvp(quadratic_loss, params)
+        updates, state = jax.jit(lambda g, s, p: opt.update(g, s, p, hvp_fn=hvp))(grads, state, params)
+        x = flat(params).copy()
+        before = x.copy()
+        count = core.begin(flat(grads))
+        probes = core.probes()
+        core.finish(x, (probes * scale).astype(np.float32).reshape(count, -1))
+        np.testing.assert_array_equal(flat(updates), x - before)
+        params = optax.apply_updates(params, updates)
+    assert lre.jax.to_c_state(state) == core.state()
+
+
+def test_chain_with_schedule_feeds_the_learning_rate_at_run_time():
+    schedule = optax.linear_schedule(0.5, 0.25, transition_steps=4)
+    opt = optax.chain(optax.clip_by_global_norm(10.0), lre.jax.lre(SPEC, learning_rate=schedule))
+    params = make_params()
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        updates, state = opt.update(jax.grad(quadratic_loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    for t in range(6):
+        params, state = step(params, state)
+        lre_state = state[1]
+        saved_lr = lre.core.Optimizer.from_state(lre.jax.to_c_state(lre_state)).get_param("lr")
+        assert saved_lr == pytest.approx(float(schedule(t)), rel=1e-6)
+    assert int(state[1].count) == 6
+
+
+def test_wrong_inputs_are_refused_clearly():
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    state = opt.init(params)
+    grads = jax.grad(quadratic_loss)(params)
+    with pytest.raises(ValueError, match="17"):
+        opt.update({"w": grads["w"], "b": grads["b"][:3]}, state, params)
+    with pytest.raises(TypeError, match="int32"):
+        opt.update(jax.tree_util.tree_map(lambda g: g.astype(jnp.int32), grads), state, params)
+    with pytest.raises(ValueError, match="params"):
+        opt.update(grads, state)
+    with pytest.raises(lre.core.LREError, match="LRE_ERR_SPEC"):
+        lre.jax.lre("basis=nonsense")
+
+
+def test_too_small_capacity_fails_with_the_needed_size_and_keeps_the_state():
+    opt = lre.jax.lre("basis=ggt(history_size=8)", learning_rate=LR,
+                      state_capacity=len(lre.core.Optimizer("basis=ggt(history_size=8)", 17).state()) + 200)
+    params = make_params()
+    state = opt.init(params)
+    step = jitted_step(opt)
+    with pytest.raises(Exception, match="LRE_ERR_BUFFER_TOO_SMALL.*state_capacity") as info:
+        for _ in range(8):
+            params, state, _ = step(params, state)
+    assert "needs" in str(info.value)
+    lre.core.Optimizer.from_state(lre.jax.to_c_state(state))  # the last good state is intact
+
+
+def test_default_capacity_is_the_library_bound():
+    opt = lre.jax.lre(SPEC)
+    params = make_params()
+    with lre.core.Optimizer(SPEC, 17) as core:
+        assert opt.init(params).blob.shape == (8 + core.state_bound(),)
+    with pytest.raises(lre.core.LREError, match="LRE_ERR_UNSUPPORTED"):
+        lre.jax.lre("curvature=empirical_fisher").init(params)
+
+
+# --- State exchange with the C++ wrapper -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def resume_program(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cpp") / "resume"
+    library = pathlib.Path(lre._library.load()._name).resolve()
+    subprocess.run(
+        ["g++", "-std=c++17", "-O2", "-Wall", "-Werror", f"-I{REPO / 'include'}",
+         f"-I{REPO / 'bindings' / 'cpp'}", str(pathlib.Path(__file__).with_name("resume.cpp")),
+         "-o", str(out), f"-L{library.parent}", "-l:" + library.name,
+         f"-Wl,-rpath,{library.parent}"],
+        check=True)
+    return out
+
+
+def run_cpp(program, source, params, steps, tmp_path):
+    (tmp_path / "params.in").write_bytes(flat(params).astype(np.float32).tobytes())
+    subprocess.run([str(program), source, str(tmp_path / "params.in"), str(steps),
+                    str(tmp_path / "state.out"), str(tmp_path / "params.out")], check=True)
+    x = np.frombuffer((tmp_path / "params.out").read_bytes(), np.float32)
+    return x, (tmp_path / "state.out").read_bytes()
+
+
+def jax_steps(opt, params, state, steps):
+    step = jitted_step(opt, loss=plain_loss)
+    for _ in range(steps):
+        params, state, _ = step(params, state)
+    return params, state
+
+
+def test_a_jax_run_resumes_in_cpp(resume_program, tmp_path):
+    opt = lre.jax.lre(SPEC + f"; lr={LR}")
+    params, state = jax_steps(opt, make_params(), opt.init(make_params()), 6)
+    (tmp_path / "jax.state").write_bytes(lre.jax.to_c_state(state))
+    x_cpp, blob_cpp = run_cpp(resume_program, "@" + str(tmp_path / "jax.state"), params, 5, tmp_path)
+    params, state = jax_steps(opt, params, state, 5)
+    np.testing.assert_array_equal(x_cpp, flat(params))
+    assert blob_cpp == lre.jax.to_c_state(state)
+
+
+def test_a_cpp_run_resumes_in_jax(resume_program, tmp_path):
+    spec = SPEC + f"; lr={LR}"
+    x6, blob6 = run_cpp(resume_program, spec, make_params(), 6, tmp_path)
+    x11, blob11 = run_cpp(resume_program, spec, make_params(), 11, tmp_path)
+    opt = lre.jax.lre(spec)
+    _, unravel = jax.flatten_util.ravel_pytree(make_params())
+    params = unravel(jnp.asarray(x6))
+    state = opt.from_c_state(blob6, params)
+    assert int(state.count) == 6
+    params, state = jax_steps(opt, params, state, 5)
+    np.testing.assert_array_equal(flat(params), x11)
+    assert lre.jax.to_c_state(state) == blob11
+    with pytest.raises(lre.core.LREError, match="history_size"):
+        lre.jax.lre("basis=ggt(history_size=9)").from_c_state(blob6, params)

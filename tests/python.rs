@@ -1,0 +1,257 @@
+//! The Python binding (bindings/python): installs the pinned test requirements into a virtual
+//! environment under target/, checks the Rust mirror of XLA's FFI C API against the installed
+//! jaxlib's header, installs the package with `pip install ./bindings/python` (bundling the
+//! library this test run built) and runs its pytest suite (lre.core and lre.jax).
+
+mod common;
+#[path = "common/process.rs"]
+mod process;
+
+use common::library_dir;
+use lre::ffi::xla::c_api;
+use process::{crate_root, run_ok, scratch_dir};
+use std::mem::{offset_of, size_of};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The virtual environment's python, created (or updated when the requirements changed) once.
+fn python() -> &'static PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let env = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-env");
+        let python = env.join("bin").join("python");
+        let requirements = crate_root().join("bindings/python/requirements-test.txt");
+        let wanted = std::fs::read_to_string(&requirements).expect("requirements-test.txt");
+        let stamp = env.join("installed-requirements.txt");
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+            run_ok(
+                Command::new("python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&env),
+                "creating the virtual environment",
+            );
+            run_ok(
+                Command::new(&python)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                    ])
+                    .arg("-r")
+                    .arg(&requirements),
+                "installing the Python test requirements",
+            );
+            std::fs::write(&stamp, &wanted).expect("writing the stamp");
+        }
+        python
+    })
+}
+
+/// Every size, offset and constant of tests/c/xla_layout.c, from the C compiler, equals the
+/// Rust mirror's.
+#[test]
+fn xla_ffi_mirror_matches_the_installed_jaxlib_header() {
+    let include = run_ok(
+        Command::new(python()).args(["-c", "import jax.ffi; print(jax.ffi.include_dir())"]),
+        "finding jaxlib's include directory",
+    );
+    let dir = scratch_dir("xla-layout");
+    let exe = dir.join("xla_layout");
+    run_ok(
+        Command::new("gcc")
+            .args([
+                "-std=c11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-I",
+                include.trim(),
+            ])
+            .arg(crate_root().join("tests/c/xla_layout.c"))
+            .arg("-o")
+            .arg(&exe),
+        "compiling tests/c/xla_layout.c",
+    );
+    let printed = run_ok(&mut Command::new(&exe), "running xla_layout");
+    let expected: Vec<(&str, usize)> = vec![
+        (
+            "sizeof(XLA_FFI_Extension_Base)",
+            size_of::<c_api::ExtensionBase>(),
+        ),
+        (
+            "XLA_FFI_Extension_Base.type",
+            offset_of!(c_api::ExtensionBase, kind),
+        ),
+        (
+            "XLA_FFI_Extension_Base.next",
+            offset_of!(c_api::ExtensionBase, next),
+        ),
+        (
+            "sizeof(XLA_FFI_Api_Version)",
+            size_of::<c_api::ApiVersion>(),
+        ),
+        (
+            "XLA_FFI_Api_Version.major_version",
+            offset_of!(c_api::ApiVersion, major_version),
+        ),
+        (
+            "XLA_FFI_Api_Version.minor_version",
+            offset_of!(c_api::ApiVersion, minor_version),
+        ),
+        (
+            "sizeof(XLA_FFI_Error_Create_Args)",
+            size_of::<c_api::ErrorCreateArgs>(),
+        ),
+        (
+            "XLA_FFI_Error_Create_Args.message",
+            offset_of!(c_api::ErrorCreateArgs, message),
+        ),
+        (
+            "XLA_FFI_Error_Create_Args.errc",
+            offset_of!(c_api::ErrorCreateArgs, errc),
+        ),
+        ("sizeof(XLA_FFI_Buffer)", size_of::<c_api::Buffer>()),
+        ("XLA_FFI_Buffer.dtype", offset_of!(c_api::Buffer, dtype)),
+        ("XLA_FFI_Buffer.data", offset_of!(c_api::Buffer, data)),
+        ("XLA_FFI_Buffer.rank", offset_of!(c_api::Buffer, rank)),
+        ("XLA_FFI_Buffer.dims", offset_of!(c_api::Buffer, dims)),
+        ("sizeof(XLA_FFI_Args)", size_of::<c_api::Operands>()),
+        ("XLA_FFI_Args.size", offset_of!(c_api::Operands, size)),
+        ("XLA_FFI_Args.types", offset_of!(c_api::Operands, types)),
+        ("XLA_FFI_Args.args", offset_of!(c_api::Operands, items)),
+        ("sizeof(XLA_FFI_Rets)", size_of::<c_api::Operands>()),
+        ("XLA_FFI_Rets.rets", offset_of!(c_api::Operands, items)),
+        ("sizeof(XLA_FFI_Attrs)", size_of::<c_api::Attrs>()),
+        ("XLA_FFI_Attrs.attrs", offset_of!(c_api::Attrs, attrs)),
+        ("sizeof(XLA_FFI_CallFrame)", size_of::<c_api::CallFrame>()),
+        ("XLA_FFI_CallFrame.api", offset_of!(c_api::CallFrame, api)),
+        (
+            "XLA_FFI_CallFrame.stage",
+            offset_of!(c_api::CallFrame, stage),
+        ),
+        ("XLA_FFI_CallFrame.args", offset_of!(c_api::CallFrame, args)),
+        ("XLA_FFI_CallFrame.rets", offset_of!(c_api::CallFrame, rets)),
+        (
+            "XLA_FFI_CallFrame.attrs",
+            offset_of!(c_api::CallFrame, attrs),
+        ),
+        (
+            "XLA_FFI_CallFrame.future",
+            offset_of!(c_api::CallFrame, future),
+        ),
+        ("sizeof(XLA_FFI_Metadata)", size_of::<c_api::Metadata>()),
+        (
+            "XLA_FFI_Metadata.api_version",
+            offset_of!(c_api::Metadata, api_version),
+        ),
+        (
+            "XLA_FFI_Metadata.traits",
+            offset_of!(c_api::Metadata, traits),
+        ),
+        (
+            "XLA_FFI_Metadata.state_type_id",
+            offset_of!(c_api::Metadata, state_type_id),
+        ),
+        (
+            "sizeof(XLA_FFI_Metadata_Extension)",
+            size_of::<c_api::MetadataExtension>(),
+        ),
+        (
+            "XLA_FFI_Metadata_Extension.metadata",
+            offset_of!(c_api::MetadataExtension, metadata),
+        ),
+        (
+            "XLA_FFI_Api.api_version",
+            offset_of!(c_api::Api, api_version),
+        ),
+        (
+            "XLA_FFI_Api.internal_api",
+            offset_of!(c_api::Api, internal_api),
+        ),
+        (
+            "XLA_FFI_Api.XLA_FFI_Error_Create",
+            offset_of!(c_api::Api, error_create),
+        ),
+        ("XLA_FFI_API_MAJOR", c_api::API_MAJOR as usize),
+        ("XLA_FFI_API_MINOR", c_api::API_MINOR as usize),
+        ("Metadata", c_api::EXTENSION_METADATA as usize),
+        ("EXECUTE", c_api::STAGE_EXECUTE as usize),
+        ("BUFFER", c_api::BUFFER as usize),
+        ("U8", c_api::DTYPE_U8 as usize),
+        ("F32", c_api::DTYPE_F32 as usize),
+        ("F64", c_api::DTYPE_F64 as usize),
+        ("INVALID_ARGUMENT", c_api::ERROR_INVALID_ARGUMENT as usize),
+        (
+            "FAILED_PRECONDITION",
+            c_api::ERROR_FAILED_PRECONDITION as usize,
+        ),
+        ("UNIMPLEMENTED", c_api::ERROR_UNIMPLEMENTED as usize),
+        ("INTERNAL", c_api::ERROR_INTERNAL as usize),
+    ];
+    let from_c: Vec<(String, usize)> = printed
+        .lines()
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').expect("name value");
+            (name.to_string(), value.parse().expect("a number"))
+        })
+        .collect();
+    let mismatches: Vec<String> = expected
+        .iter()
+        .zip(&from_c)
+        .filter(|((rust_name, rust), (c_name, c))| rust_name != c_name || rust != c)
+        .map(|((rn, r), (cn, c))| format!("{rn} = {r} in Rust, {cn} = {c} in C"))
+        .collect();
+    assert_eq!(expected.len(), from_c.len(), "lines printed:\n{printed}");
+    assert!(
+        mismatches.is_empty(),
+        "layout differs:\n{}",
+        mismatches.join("\n")
+    );
+}
+
+/// `pip install ./bindings/python` bundles the library, which the installed package then finds
+/// on its own; the pytest suite passes against this run's library.
+#[test]
+fn python_package_installs_and_its_tests_pass() {
+    let library = library_dir().join("liblre.so");
+    let python = python();
+    run_ok(
+        Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--force-reinstall", "--no-deps", "--no-build-isolation"])
+            .arg(crate_root().join("bindings/python"))
+            .env("LRE_LIBRARY", &library),
+        "pip install ./bindings/python",
+    );
+    let outside = scratch_dir("python-installed");
+    let found = run_ok(
+        Command::new(python)
+            .args([
+                "-c",
+                "import lre, lre.jax; print(lre.version(), lre._library.load()._name)",
+            ])
+            .current_dir(&outside)
+            .env_remove("LRE_LIBRARY"),
+        "importing the installed package",
+    );
+    assert!(
+        found.contains("site-packages/lre/liblre.so"),
+        "the installed package should use its bundled library: {found}"
+    );
+    run_ok(
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(crate_root().join("bindings/python/tests"))
+            .env("LRE_LIBRARY", &library),
+        "pytest bindings/python/tests",
+    );
+}
