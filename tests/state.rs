@@ -438,6 +438,7 @@ fn state_bound_holds_every_blob_it_accepts() {
                 let g: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
                 drive(&mut opt, &mut x, &g, t);
                 let len = opt.state().len();
+                assert_eq!(opt.state_size() as usize, len, "{spec}: the counted size");
                 assert!(
                     len <= bound,
                     "{spec}, n={n}, step {t}: {len} > bound {bound}"

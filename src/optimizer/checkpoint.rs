@@ -98,7 +98,16 @@ fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
 impl<B: Backend + 'static> Optimizer<B> {
     /// Writes the complete state (docs/state-format.md) to `out`; returns the number of bytes.
     pub fn save_state(&self, out: &mut dyn Write) -> io::Result<u64> {
-        let mut enc = Encoder::new(out, &self.config.to_string(), self.ndim(), B::Elem::DTYPE);
+        self.encode(Encoder::new(
+            out,
+            &self.config.to_string(),
+            self.ndim(),
+            B::Elem::DTYPE,
+        ))
+    }
+
+    /// Writes every buffer to `enc` and finishes the blob.
+    fn encode(&self, mut enc: Encoder<'_>) -> io::Result<u64> {
         enc.push("optimizer");
         enc.put_u64("step", self.step);
         enc.put_u64("rank", self.last_rank as u64);
@@ -121,8 +130,8 @@ impl<B: Backend + 'static> Optimizer<B> {
 
     /// Size in bytes of the state `save_state` writes.
     pub fn state_size(&self) -> u64 {
-        self.save_state(&mut io::sink())
-            .expect("writing to a sink cannot fail")
+        let counting = Encoder::counting(&self.config.to_string(), self.ndim(), B::Elem::DTYPE);
+        self.encode(counting).expect("counting cannot fail")
     }
 
     /// The complete state as a byte vector.

@@ -2,7 +2,7 @@
 //! anything is allocated, so corrupt or hostile input is an `LRE_ERR_STATE`, never a panic or a
 //! huge allocation.
 
-use super::{ElemType, Element, FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END};
+use super::{ElemType, Element, FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END, read_le_into};
 use crate::backend::Dtype;
 use crate::error::{Error, Result, Status};
 use std::collections::BTreeMap;
@@ -257,11 +257,11 @@ impl<'b> Decoder<'b> {
     pub fn get<E: Element>(&mut self, name: &str) -> Result<(Vec<E>, Vec<usize>)> {
         let (start, shape) = self.entry::<E>(name)?;
         let count: usize = shape.iter().product();
-        let size = E::TYPE.size();
-        let data = self.bytes[start..start + count * size]
-            .chunks_exact(size)
-            .map(E::read_le)
-            .collect();
+        let mut data = vec![E::default(); count];
+        read_le_into(
+            &self.bytes[start..start + count * E::TYPE.size()],
+            &mut data,
+        );
         Ok((data, shape))
     }
 
@@ -297,15 +297,10 @@ impl<'b> Decoder<'b> {
             )));
         }
         let size = E::TYPE.size();
-        let mut buffer = Vec::with_capacity(cols);
+        let mut buffer = vec![E::default(); cols];
         for i in 0..shape[0] {
             let at = start + i * cols * size;
-            buffer.clear();
-            buffer.extend(
-                self.bytes[at..at + cols * size]
-                    .chunks_exact(size)
-                    .map(E::read_le),
-            );
+            read_le_into(&self.bytes[at..at + cols * size], &mut buffer);
             row(i, &buffer);
         }
         Ok(shape[0])

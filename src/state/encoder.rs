@@ -1,30 +1,38 @@
 //! Writing a state blob to any `io::Write`, streaming (n-sized buffers go out a column at a
-//! time), with the CRC-32 computed on the way.
+//! time), with the CRC-32 computed on the way — or only counting its bytes.
 
-use super::{Element, FORMAT_VERSION, MAGIC};
+use super::{Element, FORMAT_VERSION, MAGIC, le_bytes};
 use crate::backend::Dtype;
 use std::io::{self, Write};
 
 /// Writes the header and named buffers; `finish` appends the checksum.
 pub struct Encoder<'w> {
-    out: &'w mut dyn Write,
+    /// None: only count the bytes (the size of a blob without producing it).
+    out: Option<&'w mut dyn Write>,
     crc: crc32fast::Hasher,
     written: u64,
     prefix: Vec<String>,
     error: Option<io::Error>,
-    scratch: Vec<u8>,
 }
 
 impl<'w> Encoder<'w> {
     /// Starts a blob: magic, format version, library version, spec, n, dtype.
     pub fn new(out: &'w mut dyn Write, spec: &str, n: usize, dtype: Dtype) -> Self {
+        Self::start(Some(out), spec, n, dtype)
+    }
+
+    /// An encoder that only counts: `finish` returns the size the blob would have.
+    pub fn counting(spec: &str, n: usize, dtype: Dtype) -> Self {
+        Self::start(None, spec, n, dtype)
+    }
+
+    fn start(out: Option<&'w mut dyn Write>, spec: &str, n: usize, dtype: Dtype) -> Self {
         let mut enc = Encoder {
             out,
             crc: crc32fast::Hasher::new(),
             written: 0,
             prefix: Vec::new(),
             error: None,
-            scratch: Vec::new(),
         };
         enc.raw(MAGIC);
         enc.raw(&FORMAT_VERSION.to_le_bytes());
@@ -39,12 +47,15 @@ impl<'w> Encoder<'w> {
     }
 
     fn raw(&mut self, bytes: &[u8]) {
+        self.written += bytes.len() as u64;
+        let Some(out) = self.out.as_mut() else {
+            return;
+        };
         if self.error.is_some() {
             return;
         }
         self.crc.update(bytes);
-        self.written += bytes.len() as u64;
-        if let Err(e) = self.out.write_all(bytes) {
+        if let Err(e) = out.write_all(bytes) {
             self.error = Some(e);
         }
     }
@@ -78,13 +89,7 @@ impl<'w> Encoder<'w> {
     }
 
     fn data<E: Element>(&mut self, data: &[E]) {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        bytes.clear();
-        for &x in data {
-            x.write_le(&mut bytes);
-        }
-        self.raw(&bytes);
-        self.scratch = bytes;
+        self.raw(&le_bytes(data));
     }
 
     /// A buffer of the given shape (row-major) and data.
@@ -109,6 +114,10 @@ impl<'w> Encoder<'w> {
         mut row: impl FnMut(usize, &mut [E]),
     ) {
         self.header::<E>(name, &[rows, cols]);
+        if self.out.is_none() {
+            self.written += (rows * cols * E::TYPE.size()) as u64;
+            return;
+        }
         let mut buffer = vec![E::default(); cols];
         for i in 0..rows {
             row(i, &mut buffer);
@@ -123,7 +132,9 @@ impl<'w> Encoder<'w> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        self.out.write_all(&crc.to_le_bytes())?;
+        if let Some(out) = self.out.as_mut() {
+            out.write_all(&crc.to_le_bytes())?;
+        }
         Ok(self.written + 4)
     }
 }

@@ -96,39 +96,46 @@ pub fn elem_type_of<T: crate::backend::Scalar>() -> ElemType {
     }
 }
 
-/// Little-endian bytes of a scalar (f32, f64 or u64), for the encoder.
-pub trait Element: Copy + Default {
+/// Element types of stored buffers (f32, f64 or u64): plain old data, written little-endian.
+pub trait Element: Copy + Default + bytemuck::Pod {
     const TYPE: ElemType;
-    fn write_le(self, out: &mut Vec<u8>);
-    fn read_le(bytes: &[u8]) -> Self;
 }
 
 impl Element for f32 {
     const TYPE: ElemType = ElemType::F32;
-    fn write_le(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn read_le(bytes: &[u8]) -> Self {
-        f32::from_le_bytes(bytes.try_into().expect("4 bytes"))
-    }
 }
 
 impl Element for f64 {
     const TYPE: ElemType = ElemType::F64;
-    fn write_le(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn read_le(bytes: &[u8]) -> Self {
-        f64::from_le_bytes(bytes.try_into().expect("8 bytes"))
-    }
 }
 
 impl Element for u64 {
     const TYPE: ElemType = ElemType::U64;
-    fn write_le(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+}
+
+/// The little-endian bytes of `data`: a view of its memory on little-endian machines (state
+/// blobs of n-sized buffers are hundreds of megabytes; they are not converted element-wise).
+pub fn le_bytes<E: Element>(data: &[E]) -> std::borrow::Cow<'_, [u8]> {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        let size = std::mem::size_of::<E>();
+        std::borrow::Cow::Owned(
+            bytes
+                .chunks_exact(size)
+                .flat_map(|c| c.iter().rev().copied())
+                .collect(),
+        )
     }
-    fn read_le(bytes: &[u8]) -> Self {
-        u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
+}
+
+/// Fills `out` from little-endian bytes (`bytes.len()` must be `out`'s size in bytes).
+pub fn read_le_into<E: Element>(bytes: &[u8], out: &mut [E]) {
+    let dst: &mut [u8] = bytemuck::cast_slice_mut(out);
+    dst.copy_from_slice(bytes);
+    if cfg!(target_endian = "big") {
+        dst.chunks_exact_mut(std::mem::size_of::<E>())
+            .for_each(|c| c.reverse());
     }
 }

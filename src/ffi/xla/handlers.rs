@@ -98,11 +98,11 @@ fn wrong_float(name: &str, code: i32) -> Error {
 }
 
 fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
-    // Everything is computed into owned memory first: the state result aliases the state
-    // argument when the caller donates it.
-    let (capacity, n, state, updates) = {
+    // Everything is read before any result is written: the state result aliases the state
+    // argument (XLA passes the same memory, donated or copied).
+    let (input, old_len, opt, updates) = {
         let buffer = f.arg::<u8>(0, "state", None)?;
-        let mut opt = decode::<T>(buffer)?;
+        let (mut opt, old_len) = decode::<T>(buffer)?;
         let n = opt.ndim();
         let grads = f.arg::<T>(1, "grads", Some(n))?;
         let params = f.arg::<T>(2, "params", Some(n))?;
@@ -120,17 +120,43 @@ fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
             .zip(params)
             .map(|(a, b)| T::from_f64(a.to_f64() - b.to_f64()))
             .collect();
-        (buffer.len(), n, encode(&opt, buffer.len())?, updates)
+        ((buffer.as_ptr(), buffer.len()), old_len, opt, updates)
     };
-    f.result::<u8>(0, "state", capacity)?
-        .copy_from_slice(&state);
-    f.result::<T>(1, "updates", n)?.copy_from_slice(&updates);
+    let (input_ptr, capacity) = input;
+    let new_len = opt.state_size() as usize;
+    if LENGTH_PREFIX + new_len > capacity {
+        return Err(Error::new(
+            Status::LRE_ERR_BUFFER_TOO_SMALL,
+            format!(
+                "the state needs {} bytes but the state buffer holds {capacity}; create the \
+                 state with a larger state_capacity",
+                LENGTH_PREFIX + new_len
+            ),
+        ));
+    }
+    let out = f.result::<u8>(0, "state", capacity)?;
+    let in_place = std::ptr::eq(input_ptr, out.as_ptr());
+    let (prefix, rest) = out.split_at_mut(LENGTH_PREFIX);
+    let (mut blob, padding) = rest.split_at_mut(new_len);
+    opt.save_state(&mut blob)
+        .map_err(|e| Error::invalid(format!("writing the state failed: {e}")))?;
+    prefix.copy_from_slice(&(new_len as u64).to_le_bytes());
+    // Padding is zero. When the result is the argument's memory only the old blob's tail can
+    // be non-zero; otherwise the whole padding is written.
+    let dirty = if in_place {
+        old_len.saturating_sub(new_len)
+    } else {
+        padding.len()
+    };
+    padding[..dirty].fill(0);
+    f.result::<T>(1, "updates", updates.len())?
+        .copy_from_slice(&updates);
     Ok(())
 }
 
 fn probes_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
     let (n, vectors) = {
-        let mut opt = decode::<T>(f.arg::<u8>(0, "state", None)?)?;
+        let (mut opt, _) = decode::<T>(f.arg::<u8>(0, "state", None)?)?;
         let n = opt.ndim();
         let count = opt.begin(f.arg::<T>(1, "grads", Some(n))?)?;
         let mut vectors = Vec::with_capacity(count * n);
@@ -177,8 +203,8 @@ fn hvp_rows<'f, T: Scalar + Element>(
     Ok(hvps.chunks_exact(n).take(count).collect())
 }
 
-/// The optimizer saved in a state buffer.
-fn decode<T: Scalar>(buffer: &[u8]) -> Result<CpuOptimizer<T>> {
+/// The optimizer saved in a state buffer, and its blob's length.
+fn decode<T: Scalar>(buffer: &[u8]) -> Result<(CpuOptimizer<T>, usize)> {
     let corrupt = |what: String| Error::new(Status::LRE_ERR_STATE, what);
     let prefix: [u8; LENGTH_PREFIX] = buffer
         .get(..LENGTH_PREFIX)
@@ -199,25 +225,5 @@ fn decode<T: Scalar>(buffer: &[u8]) -> Result<CpuOptimizer<T>> {
                 buffer.len()
             ))
         })?;
-    CpuOptimizer::<T>::from_state(blob)
-}
-
-/// The optimizer's state as a buffer of `capacity` bytes (prefix, blob, zeros).
-pub fn encode<T: Scalar>(opt: &CpuOptimizer<T>, capacity: usize) -> Result<Vec<u8>> {
-    let blob = opt.state();
-    if LENGTH_PREFIX + blob.len() > capacity {
-        return Err(Error::new(
-            Status::LRE_ERR_BUFFER_TOO_SMALL,
-            format!(
-                "the state needs {} bytes but the state buffer holds {capacity}; create the \
-                 state with a larger state_capacity",
-                LENGTH_PREFIX + blob.len()
-            ),
-        ));
-    }
-    let mut out = Vec::with_capacity(capacity);
-    out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
-    out.extend_from_slice(&blob);
-    out.resize(capacity, 0);
-    Ok(out)
+    Ok((CpuOptimizer::<T>::from_state(blob)?, blob.len()))
 }
