@@ -255,3 +255,21 @@ fn python_package_installs_and_its_tests_pass() {
         "pytest bindings/python/tests",
     );
 }
+
+/// examples/jax/digits.py runs end to end (a seconds-long smoke run: every optimizer, the
+/// table; the full run is documented in examples/jax/README.md).
+#[test]
+fn jax_digits_example_runs() {
+    let table = run_ok(
+        Command::new(python())
+            .arg(crate_root().join("examples/jax/digits.py"))
+            .arg("--quick")
+            .env("LRE_LIBRARY", library_dir().join("liblre.so"))
+            .env("PYTHONPATH", crate_root().join("bindings/python/src")),
+        "examples/jax/digits.py --quick",
+    );
+    assert!(
+        table.contains("| adam") && table.contains("| lre("),
+        "the example should print a row per optimizer:\n{table}"
+    );
+}
