@@ -273,3 +273,33 @@ fn jax_digits_example_runs() {
         "the example should print a row per optimizer:\n{table}"
     );
 }
+
+/// The README's JAX example runs and both of its optimizers solve the least-squares problem.
+#[test]
+fn readme_jax_example_runs() {
+    let dir = scratch_dir("readme-jax");
+    let script = dir.join("example.py");
+    std::fs::write(
+        &script,
+        process::readme_block("## Python and JAX", "python"),
+    )
+    .unwrap();
+    let printed = run_ok(
+        Command::new(python())
+            .arg(&script)
+            .current_dir(&dir)
+            .env("LRE_LIBRARY", library_dir().join("liblre.so"))
+            .env("PYTHONPATH", crate_root().join("bindings/python/src")),
+        "the README's JAX example",
+    );
+    let losses: Vec<f64> = printed
+        .lines()
+        .filter_map(|line| line.rsplit_once("loss ")?.1.trim().parse().ok())
+        .collect();
+    assert_eq!(losses.len(), 2, "two losses expected:\n{printed}");
+    assert!(losses.iter().all(|&l| l < 1e-6), "{printed}");
+    assert!(
+        dir.join("lre.state").is_file(),
+        "the example saves the state"
+    );
+}
