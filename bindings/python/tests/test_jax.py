@@ -97,7 +97,8 @@ def test_vmap_runs_independent_optimizers():
         singles = [single_step(p, s)[:2] for p, s in singles]
     for i, (p, s) in enumerate(singles):
         np.testing.assert_array_equal(flat(p), flat(jax.tree_util.tree_map(lambda a: a[i], stacked)))
-        np.testing.assert_array_equal(np.asarray(s.blob), np.asarray(states.blob[i]))
+        stacked_state = jax.tree_util.tree_map(lambda a: a[i], states)
+        assert lre.jax.to_c_state(s) == lre.jax.to_c_state(stacked_state)
 
 
 def test_donated_state_is_updated_in_place():
@@ -112,10 +113,34 @@ def test_donated_state_is_updated_in_place():
         params, state, _ = donating(params, state)
         assert old.blob.is_deleted(), "the donated state buffer should have been reused"
         p_ref, reference, _ = plain(p_ref, reference)
-    np.testing.assert_array_equal(np.asarray(state.blob), np.asarray(reference.blob))
+    assert lre.jax.to_c_state(state) == lre.jax.to_c_state(reference)
     lowered = jax.jit(lambda p, s: opt.update(p, s, p), donate_argnums=(1,)).lower(params, state)
     # The custom call writes its state result over its state operand.
     assert "output_operand_alias<output_tuple_indices = [0], operand_index = 0" in lowered.as_text()
+
+
+def test_a_state_stepped_twice_gives_the_same_result_twice():
+    # The library keeps the optimizer of the last step to skip decoding its blob next time; a
+    # state used twice must not see the first use's effect.
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    step = jitted_step(opt)
+    params, state, _ = step(params, opt.init(params))
+    first = step(params, state)
+    second = step(params, state)
+    np.testing.assert_array_equal(flat(first[2]), flat(second[2]))
+    assert lre.jax.to_c_state(first[1]) == lre.jax.to_c_state(second[1])
+
+
+def test_edited_state_bytes_are_detected():
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    step = jitted_step(opt)
+    params, state, _ = step(params, opt.init(params))
+    edited = np.asarray(state.blob).copy()
+    edited[100] ^= 1  # inside the blob, token unchanged
+    with pytest.raises(Exception, match="LRE_ERR_STATE.*checksum"):
+        jax.block_until_ready(step(params, state._replace(blob=jnp.asarray(edited))))
 
 
 def test_hessian_curvature_inside_one_jit():
@@ -193,6 +218,16 @@ def test_wrong_inputs_are_refused_clearly():
         lre.jax.lre("basis=nonsense")
 
 
+def test_library_errors_reach_python_with_status_and_message():
+    # The state of a float32 optimizer stepped with float64 arrays: only the handler can tell.
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    state = opt.init(make_params())
+    with jax.enable_x64(True):
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), make_params())
+        with pytest.raises(Exception, match="LRE_ERR_STATE: the state has dtype=f32"):
+            jax.block_until_ready(jitted_step(opt)(params, state))
+
+
 def test_too_small_capacity_fails_with_the_needed_size_and_keeps_the_state():
     opt = lre.jax.lre("basis=ggt(history_size=8)", learning_rate=LR,
                       state_capacity=len(lre.core.Optimizer("basis=ggt(history_size=8)", 17).state()) + 200)
@@ -210,7 +245,7 @@ def test_default_capacity_is_the_library_bound():
     opt = lre.jax.lre(SPEC)
     params = make_params()
     with lre.core.Optimizer(SPEC, 17) as core:
-        assert opt.init(params).blob.shape == (8 + core.state_bound(),)
+        assert opt.init(params).blob.shape == (16 + core.state_bound(),)
     with pytest.raises(lre.core.LREError, match="LRE_ERR_UNSUPPORTED"):
         lre.jax.lre("curvature=empirical_fisher").init(params)
 

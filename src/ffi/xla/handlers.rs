@@ -1,10 +1,11 @@
 //! The XLA FFI handlers behind `lre.jax`, exported from liblre. They are pure: the optimizer's
 //! whole state comes in as a uint8 buffer and goes out as a result (aliased in place when the
-//! caller donates it); nothing is kept in the library between calls.
+//! caller donates it); results depend on nothing kept in the library between calls (`memo` only
+//! saves decoding a blob the last step encoded).
 //!
-//! The state buffer holds a u64 (little-endian) byte count, the state blob of
-//! docs/state-format.md, then zeros up to the buffer's fixed capacity (lre.jax sizes it with
-//! `lre_optimizer_state_bound`).
+//! The state buffer holds the blob's byte count (u64, little-endian), a token naming the step
+//! that wrote it (u64; 0 when written elsewhere), the state blob of docs/state-format.md, then
+//! zeros up to the buffer's fixed capacity (lre.jax sizes it with `lre_optimizer_state_bound`).
 //!
 //! * `lre_xla_step(state, grads, params, learning_rate[, hvps]) -> (state', updates)`: one step;
 //!   `updates` = new params − params. With `hvps` (P × n, P ≥ the step's probe count) the step
@@ -12,19 +13,20 @@
 //! * `lre_xla_probes(state, grads) -> probes (P × n)`: the split step's first phase — the
 //!   vectors whose Hessian products `lre_xla_step` needs, zero rows beyond the step's count.
 //!
-//! Each call decodes the blob into a fresh optimizer, steps it and encodes it again: O(state)
+//! A step encodes the whole state again (and, unless `memo` holds it, decodes it first): O(state)
 //! copies on top of the step itself (measured in bindings/python/benchmarks).
 
 use super::c_api::{self, CallFrame, XlaError};
 use super::frame::{Call, Element, Frame, classify};
+use super::memo::{self, Keep};
 use crate::backend::Scalar;
 use crate::error::{Error, Result, Status};
 use crate::ffi::guard::panic_message;
 use crate::optimizer::CpuOptimizer;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// Bytes before the blob in the state buffer.
-pub const LENGTH_PREFIX: usize = 8;
+/// Bytes before the blob in the state buffer: its length and the token.
+pub const PREFIX: usize = 16;
 
 /// One optimizer step (see the module documentation).
 ///
@@ -97,12 +99,17 @@ fn wrong_float(name: &str, code: i32) -> Error {
     ))
 }
 
-fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
+fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
     // Everything is read before any result is written: the state result aliases the state
     // argument (XLA passes the same memory, donated or copied).
     let (input, old_len, opt, updates) = {
         let buffer = f.arg::<u8>(0, "state", None)?;
-        let (mut opt, old_len) = decode::<T>(buffer)?;
+        let (token, blob) = split_state(buffer)?;
+        let mut opt = match memo::take::<T>(token, blob) {
+            Some(kept) => kept,
+            None => CpuOptimizer::<T>::from_state(blob)?,
+        };
+        let old_len = blob.len();
         let n = opt.ndim();
         let grads = f.arg::<T>(1, "grads", Some(n))?;
         let params = f.arg::<T>(2, "params", Some(n))?;
@@ -124,23 +131,25 @@ fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
     };
     let (input_ptr, capacity) = input;
     let new_len = opt.state_size() as usize;
-    if LENGTH_PREFIX + new_len > capacity {
+    if PREFIX + new_len > capacity {
         return Err(Error::new(
             Status::LRE_ERR_BUFFER_TOO_SMALL,
             format!(
                 "the state needs {} bytes but the state buffer holds {capacity}; create the \
                  state with a larger state_capacity",
-                LENGTH_PREFIX + new_len
+                PREFIX + new_len
             ),
         ));
     }
     let out = f.result::<u8>(0, "state", capacity)?;
     let in_place = std::ptr::eq(input_ptr, out.as_ptr());
-    let (prefix, rest) = out.split_at_mut(LENGTH_PREFIX);
-    let (mut blob, padding) = rest.split_at_mut(new_len);
-    opt.save_state(&mut blob)
+    let (prefix, rest) = out.split_at_mut(PREFIX);
+    let (blob, padding) = rest.split_at_mut(new_len);
+    opt.save_state(&mut &mut blob[..])
         .map_err(|e| Error::invalid(format!("writing the state failed: {e}")))?;
-    prefix.copy_from_slice(&(new_len as u64).to_le_bytes());
+    let token = memo::keep(opt, blob);
+    prefix[..8].copy_from_slice(&(new_len as u64).to_le_bytes());
+    prefix[8..].copy_from_slice(&token.to_le_bytes());
     // Padding is zero. When the result is the argument's memory only the old blob's tail can
     // be non-zero; otherwise the whole padding is written.
     let dirty = if in_place {
@@ -156,7 +165,8 @@ fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
 
 fn probes_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
     let (n, vectors) = {
-        let (mut opt, _) = decode::<T>(f.arg::<u8>(0, "state", None)?)?;
+        let (_, blob) = split_state(f.arg::<u8>(0, "state", None)?)?;
+        let mut opt = CpuOptimizer::<T>::from_state(blob)?;
         let n = opt.ndim();
         let count = opt.begin(f.arg::<T>(1, "grads", Some(n))?)?;
         let mut vectors = Vec::with_capacity(count * n);
@@ -203,27 +213,26 @@ fn hvp_rows<'f, T: Scalar + Element>(
     Ok(hvps.chunks_exact(n).take(count).collect())
 }
 
-/// The optimizer saved in a state buffer, and its blob's length.
-fn decode<T: Scalar>(buffer: &[u8]) -> Result<(CpuOptimizer<T>, usize)> {
+/// The token and the blob of a state buffer.
+fn split_state(buffer: &[u8]) -> Result<(u64, &[u8])> {
     let corrupt = |what: String| Error::new(Status::LRE_ERR_STATE, what);
-    let prefix: [u8; LENGTH_PREFIX] = buffer
-        .get(..LENGTH_PREFIX)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            corrupt(format!(
-                "the state buffer holds {} bytes, fewer than its length prefix",
-                buffer.len()
-            ))
-        })?;
-    let len = u64::from_le_bytes(prefix);
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(buffer.get(at..at + 8)?.try_into().ok()?))
+    };
+    let (Some(len), Some(token)) = (word(0), word(8)) else {
+        return Err(corrupt(format!(
+            "the state buffer holds {} bytes, fewer than its {PREFIX}-byte prefix",
+            buffer.len()
+        )));
+    };
     let blob = usize::try_from(len)
         .ok()
-        .and_then(|len| buffer.get(LENGTH_PREFIX..LENGTH_PREFIX.checked_add(len)?))
+        .and_then(|len| buffer.get(PREFIX..PREFIX.checked_add(len)?))
         .ok_or_else(|| {
             corrupt(format!(
                 "the state buffer says its blob has {len} bytes but holds {}",
                 buffer.len()
             ))
         })?;
-    Ok((CpuOptimizer::<T>::from_state(blob)?, blob.len()))
+    Ok((token, blob))
 }

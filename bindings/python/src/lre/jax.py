@@ -36,8 +36,9 @@ from jax.flatten_util import ravel_pytree
 
 from . import _library, core
 
-# Bytes before the blob in `LREState.blob` (src/ffi/xla/handlers.rs, LENGTH_PREFIX).
-_LENGTH_PREFIX = 8
+# Bytes before the blob in `LREState.blob` (src/ffi/xla/handlers.rs, PREFIX): the blob's length
+# and a token naming the step that wrote it (0 for states made here).
+_PREFIX = 16
 
 _DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
@@ -46,7 +47,7 @@ class LREState(NamedTuple):
     """The optimizer state: steps taken (for schedules) and the C state in a fixed buffer."""
 
     count: jax.Array  # int32 scalar
-    blob: jax.Array  # uint8[capacity]: u64 byte count, the state blob, zeros
+    blob: jax.Array  # uint8[capacity]: u64 byte count, u64 token, the state blob, zeros
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,12 +87,12 @@ def _flat_dtype(tree: Any, what: str) -> np.dtype:
 
 
 def _state_from_blob(blob: bytes, capacity: int, count: int) -> LREState:
-    if _LENGTH_PREFIX + len(blob) > capacity:
+    if _PREFIX + len(blob) > capacity:
         raise ValueError(f"state_capacity={capacity} is smaller than the state "
-                         f"({_LENGTH_PREFIX + len(blob)} bytes)")
+                         f"({_PREFIX + len(blob)} bytes)")
     buffer = np.zeros(capacity, np.uint8)
-    buffer[:_LENGTH_PREFIX] = np.frombuffer(len(blob).to_bytes(8, "little"), np.uint8)
-    buffer[_LENGTH_PREFIX:_LENGTH_PREFIX + len(blob)] = np.frombuffer(blob, np.uint8)
+    buffer[:8] = np.frombuffer(len(blob).to_bytes(8, "little"), np.uint8)
+    buffer[_PREFIX:_PREFIX + len(blob)] = np.frombuffer(blob, np.uint8)
     return LREState(count=jnp.asarray(count, jnp.int32), blob=jnp.asarray(buffer))
 
 
@@ -99,13 +100,13 @@ def to_c_state(state: LREState) -> bytes:
     """The C library's state blob inside `state` (for `lre.core.Optimizer.from_state`, the C++
     `lre::Optimizer::from_state`, Julia, or a file)."""
     buffer = np.asarray(state.blob)
-    if buffer.ndim != 1 or buffer.dtype != np.uint8 or buffer.size < _LENGTH_PREFIX:
+    if buffer.ndim != 1 or buffer.dtype != np.uint8 or buffer.size < _PREFIX:
         raise ValueError(f"not an LRE state buffer: {buffer.dtype}{list(buffer.shape)}")
-    length = int.from_bytes(buffer[:_LENGTH_PREFIX].tobytes(), "little")
-    if _LENGTH_PREFIX + length > buffer.size:
+    length = int.from_bytes(buffer[:8].tobytes(), "little")
+    if _PREFIX + length > buffer.size:
         raise ValueError(f"the state buffer says its blob has {length} bytes but holds "
-                         f"{buffer.size - _LENGTH_PREFIX}")
-    return buffer[_LENGTH_PREFIX:_LENGTH_PREFIX + length].tobytes()
+                         f"{buffer.size - _PREFIX}")
+    return buffer[_PREFIX:_PREFIX + length].tobytes()
 
 
 def grad_and_hvp(loss: Callable[..., jax.Array], params: Any, *args: Any):
@@ -128,7 +129,7 @@ class _Init:
                               flat.size)
 
     def _capacity(self, opt: core.Optimizer) -> int:
-        return self.state_capacity or _LENGTH_PREFIX + opt.state_bound()
+        return self.state_capacity or _PREFIX + opt.state_bound()
 
     def __call__(self, params: Any) -> LREState:
         with self._optimizer(params) as opt:
