@@ -8,6 +8,8 @@
 //! all-reduce exactly their outputs.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod normal;
 pub mod scalar;
 mod tall_qr;
@@ -15,8 +17,27 @@ mod tall_qr;
 pub use cpu::Cpu;
 pub use scalar::{Dtype, Scalar};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use faer::{Mat, MatRef};
+
+/// Why an optimizer for `device=cuda:ordinal` cannot be created: what is missing (driver,
+/// cuBLAS, device), or that GPU execution is not implemented yet, or not compiled in.
+pub fn cuda_refusal(ordinal: usize) -> Error {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::refusal(ordinal)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Error::new(
+            crate::error::Status::LRE_ERR_DEVICE,
+            format!(
+                "device=cuda:{ordinal}: CUDA support was not compiled into this build (cargo \
+                 feature \"cuda\")"
+            ),
+        )
+    }
+}
 
 /// Why an input vector was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

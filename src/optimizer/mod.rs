@@ -64,11 +64,8 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
                 T::DTYPE
             )));
         }
-        if let Device::Cuda(_) = config.device {
-            return Err(Error::new(
-                Status::LRE_ERR_DEVICE,
-                "device=cuda:N needs the CUDA backend, which was not compiled into this build (cargo feature \"cuda\")",
-            ));
+        if let Device::Cuda(ordinal) = config.device {
+            return Err(crate::backend::cuda_refusal(ordinal as usize));
         }
         if n == 0 {
             return Err(Error::invalid("ndim = 0; expected ndim >= 1"));

@@ -1,0 +1,75 @@
+//! `device=cuda:N` where it cannot run: a clear error naming what is missing (the driver, cuBLAS,
+//! the device), no panic and nothing printed; a build without the "cuda" feature says so; a
+//! machine where the device is found is told that GPU execution is not implemented yet.
+//! `cargo test --no-default-features --test device` checks the build without the feature.
+
+use lre::{CpuOptimizer, Status};
+use std::process::Command;
+
+const CHILD: &str = "LRE_DEVICE_TEST_CHILD";
+
+/// Runs in a child process (so its stderr can be checked): creates the optimizer and prints the
+/// status and message.
+#[test]
+fn cuda_device_is_refused_clearly_and_silently() {
+    if std::env::var_os(CHILD).is_some() {
+        match CpuOptimizer::<f32>::from_spec("device=cuda:0", 8) {
+            Ok(_) => println!("CREATED"),
+            Err(e) => println!("STATUS {:?}\nMESSAGE {}", e.status, e.message),
+        }
+        return;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "cuda_device_is_refused_clearly_and_silently",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .expect("rerunning this test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("dynamically load"),
+        "nothing may be printed on stderr:\n{stderr}"
+    );
+    let status = stdout.lines().find_map(|l| l.strip_prefix("STATUS "));
+    let message = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("MESSAGE "))
+        .unwrap_or("");
+    if cfg!(not(feature = "cuda")) {
+        assert_eq!(status, Some("LRE_ERR_DEVICE"), "{stdout}");
+        assert!(message.contains("not compiled"), "{message}");
+    } else if status == Some("LRE_ERR_UNSUPPORTED") {
+        // A GPU machine: the device was found and described.
+        assert!(message.contains("found cuda:0 ("), "{message}");
+    } else {
+        assert_eq!(status, Some("LRE_ERR_DEVICE"), "{stdout}");
+        let named = [
+            "no CUDA driver",
+            "no cuBLAS",
+            "device(s)",
+            "CUDA driver reports",
+        ];
+        assert!(
+            named.iter().any(|what| message.contains(what)),
+            "the message should say what is missing: {message}"
+        );
+    }
+}
+
+/// The refusal happens again, identically, on a second try (cudarc's failed library load must
+/// not turn into a panic the second time).
+#[test]
+fn the_refusal_is_repeatable() {
+    let first = CpuOptimizer::<f64>::from_spec("device=cuda:1; dtype=f64", 4).err();
+    let second = CpuOptimizer::<f64>::from_spec("device=cuda:1; dtype=f64", 4).err();
+    let (first, second) = (first.expect("refused"), second.expect("refused"));
+    assert_eq!(first.status, second.status);
+    assert_eq!(first.message, second.message);
+    assert_ne!(first.status, Status::LRE_ERR_PANIC);
+    assert!(first.message.contains("cuda:1"), "{}", first.message);
+}
