@@ -193,3 +193,33 @@ pub fn regularization(c: &Component, abs: bool) -> Regularization {
         abs,
     }
 }
+
+/// The `Inner` methods of a member whose whole state is `state: Option<FullMatrixState>` (with
+/// an `amsgrad_beta: Option<f64>` field): refresh, reprojection, save and load.
+macro_rules! full_matrix_state_methods {
+    () => {
+        fn basis_refreshed(&mut self) {
+            if let Some(s) = &mut self.state {
+                s.refresh();
+            }
+        }
+
+        fn reproject(&mut self, c: &faer::Mat<f64>, _rng: &mut crate::rng::Rng) {
+            if let Some(s) = &mut self.state {
+                s.reproject(c);
+            }
+        }
+
+        fn save(&self, enc: &mut crate::state::Encoder<'_>) {
+            if let Some(s) = &self.state {
+                s.save(enc);
+            }
+        }
+
+        fn load(&mut self, dec: &mut crate::state::Decoder<'_>) -> crate::error::Result<()> {
+            self.state = FullMatrixState::load(dec, self.amsgrad_beta.is_some())?;
+            Ok(())
+        }
+    };
+}
+pub(super) use full_matrix_state_methods;

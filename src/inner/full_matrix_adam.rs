@@ -7,13 +7,13 @@
 //! P = diag(Σ̂)^{-1/2}. P is refreshed on the first step and after each basis change only.
 //! Reprojection: m ← C·m, d ← diag(C·Σ'·Cᵀ), Σ ← C·Σ·Cᵀ.
 
-use super::full_matrix::{FullMatrixState, diagonal_fallback, regularization};
+use super::full_matrix::{
+    FullMatrixState, diagonal_fallback, full_matrix_state_methods, regularization,
+};
 use super::{Context, Inner};
 use crate::component::Component;
-use crate::error::Result;
 use crate::linalg::{Regularization, matrix_function};
 use crate::rng::Rng;
-use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 pub struct FullMatrixAdam {
@@ -53,26 +53,5 @@ impl Inner for FullMatrixAdam {
         });
     }
 
-    fn basis_refreshed(&mut self) {
-        if let Some(s) = &mut self.state {
-            s.refresh();
-        }
-    }
-
-    fn reproject(&mut self, c: &Mat<f64>, _rng: &mut Rng) {
-        if let Some(s) = &mut self.state {
-            s.reproject(c);
-        }
-    }
-
-    fn save(&self, enc: &mut Encoder<'_>) {
-        if let Some(s) = &self.state {
-            s.save(enc);
-        }
-    }
-
-    fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
-        self.state = FullMatrixState::load(dec, self.amsgrad_beta.is_some())?;
-        Ok(())
-    }
+    full_matrix_state_methods!();
 }

@@ -12,13 +12,13 @@
 //! with that identity start (the reference refuses such a first step).
 //! Reprojection: m ← C·m, d ← diag(C·H'·Cᵀ), H ← C·H·Cᵀ (see `full_matrix`).
 
-use super::full_matrix::{FullMatrixState, diagonal_fallback, regularization};
+use super::full_matrix::{
+    FullMatrixState, diagonal_fallback, full_matrix_state_methods, regularization,
+};
 use super::{Context, Inner};
 use crate::component::Component;
-use crate::error::Result;
 use crate::linalg::{Regularization, matrix_function};
 use crate::rng::Rng;
-use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
 pub struct FullMatrixHutchinsonAdam {
@@ -65,30 +65,9 @@ impl Inner for FullMatrixHutchinsonAdam {
         });
     }
 
-    fn basis_refreshed(&mut self) {
-        if let Some(s) = &mut self.state {
-            s.refresh();
-        }
-    }
-
-    fn reproject(&mut self, c: &Mat<f64>, _rng: &mut Rng) {
-        if let Some(s) = &mut self.state {
-            s.reproject(c);
-        }
-    }
+    full_matrix_state_methods!();
 
     fn needs_hessian(&self) -> bool {
         true
-    }
-
-    fn save(&self, enc: &mut Encoder<'_>) {
-        if let Some(s) = &self.state {
-            s.save(enc);
-        }
-    }
-
-    fn load(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
-        self.state = FullMatrixState::load(dec, self.amsgrad_beta.is_some())?;
-        Ok(())
     }
 }
