@@ -163,14 +163,18 @@ def test_hessian_curvature_inside_one_jit():
         opt.update(jax.grad(quadratic_loss)(params), state, params)
 
 
-def test_probes_and_products_match_core_split_step():
-    spec = "curvature=full_hutchinson_hessian; chain=[adam, l_inv]"
+@pytest.mark.parametrize("spec", [
+    "curvature=full_hutchinson_hessian; chain=[adam, l_inv]",
+    "curvature=bfgs; basis=eigen(rank=6); chain=[full_matrix_bfgs_adam]",
+    "curvature=sr1(z=mixed); symmetrize=false; chain=[hutchinson_adam]",
+])
+def test_probes_and_products_match_core_split_step(spec):
     opt = lre.jax.lre(spec, learning_rate=LR)
     params = make_params()
     state = opt.init(params)
     scale = np.concatenate([np.arange(1.0, 6.0), np.ones(12)]).astype(np.float32)  # b first
     core = lre.core.Optimizer(spec + f"; lr={LR}", scale.size)
-    for _ in range(4):
+    for _ in range(8):
         grads = jax.grad(quadratic_loss)(params)
         _, hvp = lre.jax.grad_and_hvp(quadratic_loss, params)
         updates, state = jax.jit(lambda g, s, p: opt.update(g, s, p, hvp_fn=hvp))(grads, state, params)

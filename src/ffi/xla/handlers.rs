@@ -163,17 +163,29 @@ fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
     Ok(())
 }
 
-fn probes_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
+fn probes_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
     let (n, vectors) = {
-        let (_, blob) = split_state(f.arg::<u8>(0, "state", None)?)?;
-        let mut opt = CpuOptimizer::<T>::from_state(blob)?;
+        let (token, blob) = split_state(f.arg::<u8>(0, "state", None)?)?;
+        let mut opt = match memo::take::<T>(token, blob) {
+            Some(kept) => kept,
+            None => CpuOptimizer::<T>::from_state(blob)?,
+        };
         let n = opt.ndim();
-        let count = opt.begin(f.arg::<T>(1, "grads", Some(n))?)?;
-        let mut vectors = Vec::with_capacity(count * n);
-        for i in 0..count {
-            vectors.extend_from_slice(opt.probe(i)?);
-        }
-        (n, vectors)
+        let drawn = f
+            .arg::<T>(1, "grads", Some(n))
+            .and_then(|grads| opt.begin(grads))
+            .and_then(|count| {
+                let mut vectors = Vec::with_capacity(count * n);
+                for i in 0..count {
+                    vectors.extend_from_slice(opt.probe(i)?);
+                }
+                Ok(vectors)
+            });
+        // Beginning and cancelling changes nothing, so the optimizer still is this blob's:
+        // the step call that absorbs the products finds it.
+        opt.cancel();
+        memo::put_back(token, opt, blob);
+        (n, drawn?)
     };
     let out_len = f.result_len(0, "probes")?;
     if n == 0 || out_len % n != 0 || out_len < vectors.len() {

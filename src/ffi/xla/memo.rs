@@ -87,6 +87,19 @@ pub fn take<T: Keep>(token: u64, blob: &[u8]) -> Option<CpuOptimizer<T>> {
 /// Keeps `opt`, whose encoding is `blob`; returns the token to write next to it.
 pub fn keep<T: Keep>(opt: CpuOptimizer<T>, blob: &[u8]) -> u64 {
     let token = next_token();
+    store(token, opt, blob);
+    token
+}
+
+/// Keeps `opt`, unchanged since it was taken for (or decoded from) `blob` tagged `token`
+/// (nothing is kept for token 0: such a blob cannot be recognised).
+pub fn put_back<T: Keep>(token: u64, opt: CpuOptimizer<T>, blob: &[u8]) {
+    if token != 0 {
+        store(token, opt, blob);
+    }
+}
+
+fn store<T: Keep>(token: u64, opt: CpuOptimizer<T>, blob: &[u8]) {
     let crc = blob
         .len()
         .checked_sub(4)
@@ -103,5 +116,4 @@ pub fn keep<T: Keep>(opt: CpuOptimizer<T>, blob: &[u8]) -> u64 {
         last.replace(entry)
     };
     drop(previous); // freeing hundreds of megabytes: outside the lock
-    token
 }
