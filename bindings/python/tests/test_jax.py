@@ -115,6 +115,10 @@ def test_donated_state_is_updated_in_place():
         p_ref, reference, _ = plain(p_ref, reference)
     assert lre.jax.to_c_state(state) == lre.jax.to_c_state(reference)
     lowered = jax.jit(lambda p, s: opt.update(p, s, p), donate_argnums=(1,)).lower(params, state)
+    # The result lives in the donated buffer's memory.
+    before = state.blob.unsafe_buffer_pointer()
+    params, state, _ = donating(params, state)
+    assert state.blob.unsafe_buffer_pointer() == before
     # The custom call writes its state result over its state operand.
     assert "output_operand_alias<output_tuple_indices = [0], operand_index = 0" in lowered.as_text()
 
@@ -141,6 +145,26 @@ def test_edited_state_bytes_are_detected():
     edited[100] ^= 1  # inside the blob, token unchanged
     with pytest.raises(Exception, match="LRE_ERR_STATE.*checksum"):
         jax.block_until_ready(step(params, state._replace(blob=jnp.asarray(edited))))
+
+
+def test_state_round_trips_through_host_arrays_like_a_checkpoint():
+    # What orbax or equinox do with a pytree of arrays: copy the leaves out and back in.
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    step = jitted_step(opt)
+    params, state, _ = jax_steps_with(step, params, opt.init(params), 3)
+    saved = jax.tree_util.tree_map(np.asarray, (params, state))
+    restored = jax.tree_util.tree_map(jnp.asarray, saved)
+    straight, _, _ = jax_steps_with(step, params, state, 4)
+    resumed, _, _ = jax_steps_with(step, *restored, 4)
+    np.testing.assert_array_equal(flat(straight), flat(resumed))
+
+
+def jax_steps_with(step, params, state, steps):
+    updates = None
+    for _ in range(steps):
+        params, state, updates = step(params, state)
+    return params, state, updates
 
 
 def test_hessian_curvature_inside_one_jit():
@@ -278,10 +302,7 @@ def run_cpp(program, source, params, steps, tmp_path):
 
 
 def jax_steps(opt, params, state, steps):
-    step = jitted_step(opt, loss=plain_loss)
-    for _ in range(steps):
-        params, state, _ = step(params, state)
-    return params, state
+    return jax_steps_with(jitted_step(opt, loss=plain_loss), params, state, steps)[:2]
 
 
 def test_a_jax_run_resumes_in_cpp(resume_program, tmp_path):
