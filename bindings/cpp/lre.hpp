@@ -253,6 +253,14 @@ public:
             });
     }
 
+    /// The most bytes state() can ever take with this spec and ndim (for fixed-size buffers);
+    /// throws LRE_ERR_UNSUPPORTED for configurations with per-sample batches.
+    std::size_t state_bound() const {
+        std::size_t bytes = 0;
+        detail::check(lre_optimizer_state_bound(handle_.get(), &bytes));
+        return bytes;
+    }
+
     /// An optimizer, spec, ndim and dtype included, from a blob of state().
     static Optimizer from_state(const std::uint8_t *data, std::size_t len) {
         check_abi();

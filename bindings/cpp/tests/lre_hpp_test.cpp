@@ -257,6 +257,10 @@ static void test_state() {
     train(first, start, 12);
     std::vector<std::uint8_t> blob = first.state();
     CHECK(!blob.empty(), "state() is a non-empty blob");
+    CHECK(blob.size() <= first.state_bound() && whole.state().size() <= whole.state_bound(),
+          "state_bound() bounds the state");
+    EXPECT_ERROR(LRE_ERR_UNSUPPORTED, "batch",
+                 lre::Optimizer("curvature=empirical_fisher", 6).state_bound());
     first.save("lre_hpp_test.state");
 
     lre::Optimizer restored = lre::Optimizer::from_state(blob);

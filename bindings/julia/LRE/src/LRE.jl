@@ -367,6 +367,18 @@ function state(opt::Optimizer)
 end
 
 """
+    state_bound(opt) -> Int
+
+The most bytes `state(opt)` can ever take with this spec and ndim (for fixed-size buffers);
+configurations with per-sample batches throw an `LREError` with `LRE_ERR_UNSUPPORTED`.
+"""
+function state_bound(opt::Optimizer)
+    bytes = Ref{Csize_t}(0)
+    check(ccall((:lre_optimizer_state_bound, libLRE), Cint, (Ptr{Cvoid}, Ref{Csize_t}), opt, bytes))
+    return Int(bytes[])
+end
+
+"""
     from_state(blob) -> LRE.Optimizer
 
 A new optimizer, spec, ndim and element type included, from a blob of `state`.

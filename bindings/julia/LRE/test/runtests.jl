@@ -94,6 +94,7 @@ end
         before = LRE.Optimizer(spec, 6; dtype = Float64)
         start = train!(before, ones(6), 12)
         blob = LRE.state(before)
+        @test length(blob) <= LRE.state_bound(before)
         path = joinpath(mktempdir(), "lre.state")
         LRE.save(before, path)
         restored = LRE.from_state(blob)
