@@ -134,6 +134,12 @@ def test_a_state_stepped_twice_gives_the_same_result_twice():
     second = step(params, state)
     np.testing.assert_array_equal(flat(first[2]), flat(second[2]))
     assert lre.jax.to_c_state(first[1]) == lre.jax.to_c_state(second[1])
+    # Continuing from `second` with the kept optimizer, and again after freeing it, agrees too.
+    kept = step(*second[:2])
+    lre.jax.clear_cache()
+    decoded = step(*second[:2])
+    np.testing.assert_array_equal(flat(kept[2]), flat(decoded[2]))
+    assert lre.jax.to_c_state(kept[1]) == lre.jax.to_c_state(decoded[1])
 
 
 def test_edited_state_bytes_are_detected():

@@ -48,6 +48,13 @@ pub unsafe extern "C" fn lre_xla_probes(frame: *mut CallFrame) -> *mut XlaError 
     unsafe { run(frame, probes) }
 }
 
+/// Frees the optimizer the last step kept (see `memo`): for a process that is done training
+/// with lre.jax and wants the memory back. Results never depend on it.
+#[unsafe(no_mangle)]
+pub extern "C" fn lre_xla_clear_memo() {
+    crate::ffi::guard::guard_value((), memo::clear);
+}
+
 /// Answers the metadata probe and non-execute stages; runs `body` on execution, turning errors
 /// and panics into XLA errors whose message starts with our status name.
 ///

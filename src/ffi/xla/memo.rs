@@ -117,3 +117,12 @@ fn store<T: Keep>(token: u64, opt: CpuOptimizer<T>, blob: &[u8]) {
     };
     drop(previous); // freeing hundreds of megabytes: outside the lock
 }
+
+/// Drops the kept optimizer (its memory is freed; the next step decodes).
+pub fn clear() {
+    let previous = LAST
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    drop(previous);
+}

@@ -109,6 +109,12 @@ def to_c_state(state: LREState) -> bytes:
     return buffer[_PREFIX:_PREFIX + length].tobytes()
 
 
+def clear_cache() -> None:
+    """Frees the optimizer the library keeps from the last step (one copy of the state) to skip
+    decoding it in the next; the next step decodes instead. Results never depend on it."""
+    _library.load().lre_xla_clear_memo()
+
+
 def grad_and_hvp(loss: Callable[..., jax.Array], params: Any, *args: Any):
     """The gradient of `loss(params, *args)` and a function tangent -> H·tangent at `params`
     (forward-over-reverse; the linearization is computed once and reused for every probe)."""
