@@ -250,6 +250,8 @@ def test_wrong_inputs_are_refused_clearly():
         opt.update(grads, state)
     with pytest.raises(lre.core.LREError, match="LRE_ERR_SPEC"):
         lre.jax.lre("basis=nonsense")
+    with pytest.raises(TypeError, match="dtype=f64 but the parameters are float32"):
+        lre.jax.lre("DType = f64").init(params)
 
 
 def test_library_errors_reach_python_with_status_and_message():

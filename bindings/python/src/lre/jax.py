@@ -65,14 +65,17 @@ def _register() -> None:
 
 def _spec_with_dtype(spec: str, dtype: np.dtype) -> str:
     """The spec with the parameters' dtype; a spec naming another dtype is refused."""
-    canonical = core.Optimizer(spec, 1).spec
-    wanted = _DTYPES[dtype]
-    if f"dtype={wanted}" in canonical:
+    with core.Optimizer(spec, 1) as opt:
+        named = opt.dtype
+    if named == dtype:
         return spec
-    if "dtype=" in spec:
-        raise TypeError(f"the spec says {canonical.split('dtype=')[1].split(';')[0]!r} but the "
-                        f"parameters are {dtype.name}")
-    return f"{spec}; dtype={wanted}" if spec.strip() else f"dtype={wanted}"
+    with_dtype = f"{spec}; dtype={_DTYPES[dtype]}" if spec.strip() else f"dtype={_DTYPES[dtype]}"
+    try:
+        core.Optimizer(with_dtype, 1).close()
+    except core.LREError:  # the spec names its dtype itself
+        raise TypeError(f"the spec says dtype={_DTYPES[named]} but the parameters are "
+                        f"{dtype.name}") from None
+    return with_dtype
 
 
 def _flat_dtype(tree: Any, what: str) -> np.dtype:
