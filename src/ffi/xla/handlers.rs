@@ -109,7 +109,7 @@ fn wrong_float(name: &str, code: i32) -> Error {
 fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
     // Everything is read before any result is written: the state result aliases the state
     // argument (XLA passes the same memory, donated or copied).
-    let (input, old_len, opt, updates) = {
+    let (input, old_len, opt, moved) = {
         let buffer = f.arg::<u8>(0, "state", None)?;
         let (token, blob) = split_state(buffer)?;
         let mut opt = match memo::take::<T>(token, blob) {
@@ -129,12 +129,7 @@ fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
         } else {
             opt.step(&mut x, grads)?;
         }
-        let updates: Vec<T> = x
-            .iter()
-            .zip(params)
-            .map(|(a, b)| T::from_f64(a.to_f64() - b.to_f64()))
-            .collect();
-        ((buffer.as_ptr(), buffer.len()), old_len, opt, updates)
+        ((buffer.as_ptr(), buffer.len()), old_len, opt, x)
     };
     let (input_ptr, capacity) = input;
     let new_len = opt.state_size() as usize;
@@ -165,45 +160,53 @@ fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
         padding.len()
     };
     padding[..dirty].fill(0);
-    f.result::<T>(1, "updates", updates.len())?
-        .copy_from_slice(&updates);
+    // updates = new params − params, straight into its result (which aliases no argument).
+    let params = f.arg::<T>(2, "params", Some(moved.len()))?;
+    let updates = f.result::<T>(1, "updates", moved.len())?;
+    for ((u, a), b) in updates.iter_mut().zip(&moved).zip(params) {
+        *u = T::from_f64(a.to_f64() - b.to_f64());
+    }
     Ok(())
 }
 
 fn probes_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
-    let (n, vectors) = {
-        let (token, blob) = split_state(f.arg::<u8>(0, "state", None)?)?;
-        let mut opt = match memo::take::<T>(token, blob) {
-            Some(kept) => kept,
-            None => CpuOptimizer::<T>::from_state(blob)?,
-        };
-        let n = opt.ndim();
-        let drawn = f
-            .arg::<T>(1, "grads", Some(n))
-            .and_then(|grads| opt.begin(grads))
-            .and_then(|count| {
-                let mut vectors = Vec::with_capacity(count * n);
-                for i in 0..count {
-                    vectors.extend_from_slice(opt.probe(i)?);
-                }
-                Ok(vectors)
-            });
-        // Beginning and cancelling changes nothing, so the optimizer still is this blob's:
-        // the step call that absorbs the products finds it.
-        opt.cancel();
-        memo::put_back(token, opt, blob);
-        (n, drawn?)
+    let (token, blob) = split_state(f.arg::<u8>(0, "state", None)?)?;
+    let mut opt = match memo::take::<T>(token, blob) {
+        Some(kept) => kept,
+        None => CpuOptimizer::<T>::from_state(blob)?,
     };
+    // The probes result aliases no argument: the rows go straight into it.
+    let written = f
+        .arg::<T>(1, "grads", Some(opt.ndim()))
+        .and_then(|grads| opt.begin(grads))
+        .and_then(|count| write_probes(f, &opt, count));
+    // Beginning and cancelling changes nothing, so the optimizer still is this blob's: the step
+    // call that absorbs the products finds it.
+    opt.cancel();
+    memo::put_back(token, opt, blob);
+    written
+}
+
+/// Writes the begun step's `count` probes into the probes result (P × n), zero rows after them.
+fn write_probes<T: Keep + Element>(
+    f: &Frame<'_>,
+    opt: &CpuOptimizer<T>,
+    count: usize,
+) -> Result<()> {
+    let n = opt.ndim();
     let out_len = f.result_len(0, "probes")?;
-    if n == 0 || out_len % n != 0 || out_len < vectors.len() {
+    if out_len % n != 0 || out_len / n < count {
         return Err(Error::invalid(format!(
-            "probes holds {out_len} elements; this step needs {} rows of {n}",
-            vectors.len() / n.max(1)
+            "probes holds {out_len} elements; this step needs {count} rows of {n}"
         )));
     }
     let out = f.result::<T>(0, "probes", out_len)?;
-    out[..vectors.len()].copy_from_slice(&vectors);
-    out[vectors.len()..].fill(T::default());
+    for (i, row) in out.chunks_exact_mut(n).enumerate() {
+        match i < count {
+            true => row.copy_from_slice(opt.probe(i)?),
+            false => row.fill(T::default()),
+        }
+    }
     Ok(())
 }
 

@@ -66,6 +66,12 @@ fn next_token() -> u64 {
     }
 }
 
+/// The CRC-32 a blob ends with (docs/state-format.md).
+fn stored_crc(blob: &[u8]) -> Option<u32> {
+    let tail = blob.get(blob.len().checked_sub(4)?..)?;
+    Some(u32::from_le_bytes(tail.try_into().ok()?))
+}
+
 /// The kept optimizer if `blob` (tagged `token`) is exactly what it encoded.
 pub fn take<T: Keep>(token: u64, blob: &[u8]) -> Option<CpuOptimizer<T>> {
     if token == 0 || blob.len() < 4 {
@@ -76,9 +82,8 @@ pub fn take<T: Keep>(token: u64, blob: &[u8]) -> Option<CpuOptimizer<T>> {
     if entry.token != token || entry.len != blob.len() {
         return None;
     }
-    let (body, tail) = blob.split_at(blob.len() - 4);
-    let stored = u32::from_le_bytes(tail.try_into().ok()?);
-    if stored != entry.crc || crc32fast::hash(body) != entry.crc {
+    let stored = stored_crc(blob)?;
+    if stored != entry.crc || crc32fast::hash(&blob[..blob.len() - 4]) != entry.crc {
         return None;
     }
     T::unwrap(last.take()?.opt)
@@ -100,15 +105,10 @@ pub fn put_back<T: Keep>(token: u64, opt: CpuOptimizer<T>, blob: &[u8]) {
 }
 
 fn store<T: Keep>(token: u64, opt: CpuOptimizer<T>, blob: &[u8]) {
-    let crc = blob
-        .len()
-        .checked_sub(4)
-        .and_then(|at| blob.get(at..)?.try_into().ok())
-        .map_or(0, u32::from_le_bytes);
     let entry = Entry {
         token,
         len: blob.len(),
-        crc,
+        crc: stored_crc(blob).unwrap_or(0),
         opt: T::wrap(opt),
     };
     let previous = {
