@@ -1,9 +1,8 @@
 //! Component metadata (names, hyperparameters, defaults, valid ranges) and a parsed component.
 //!
-//! Each family (curvature, basis, inner) keeps a static table of [`ComponentSpec`]s in its
-//! `mod.rs`. The spec parser reads those tables, the canonical printer writes every parameter
-//! from them, and each implementation reads its typed values from a [`Component`]. One table per
-//! family is the single source of truth for names and defaults.
+//! Each component's file declares its [`ComponentSpec`]s; its family lists the files once
+//! (`crate::family`). The spec parser reads those tables, the canonical printer writes every
+//! parameter from them, and each implementation reads its typed values from a [`Component`].
 
 use crate::error::{Error, Result};
 use std::fmt;
@@ -218,82 +217,15 @@ impl ParamSpec {
     }
 }
 
-/// A component family's entry: the seed name, its hyperparameters, and what it needs or gives.
+/// A component: the seed name, its hyperparameters and one line about it. It lives in the
+/// component's own file (`COMPONENTS`), next to its constructor and state declaration.
 #[derive(Debug)]
 pub struct ComponentSpec {
     /// Canonical snake_case name (the seed's class name in snake case).
     pub name: &'static str,
     pub params: &'static [ParamSpec],
-    /// False: the parser knows it, creating an optimizer refuses it with `LRE_ERR_UNSUPPORTED`.
-    pub implemented: bool,
     /// One line for the README's component table.
     pub summary: &'static str,
-}
-
-/// Another name for a component, with some parameters preset (e.g. `normalize_by_ema`).
-#[derive(Debug)]
-pub struct Alias {
-    pub name: &'static str,
-    pub target: &'static str,
-    pub preset: &'static [(&'static str, Value)],
-}
-
-/// A component family's registry, read by the spec parser.
-#[derive(Debug)]
-pub struct Family {
-    /// "curvature", "basis" or "inner optimizer" (for messages).
-    pub what: &'static str,
-    pub components: &'static [ComponentSpec],
-    pub aliases: &'static [Alias],
-}
-
-impl Family {
-    /// Looks a name up (case-insensitive, `_` and `-` ignored), resolving aliases.
-    pub fn lookup(
-        &self,
-        name: &str,
-    ) -> Option<(&'static ComponentSpec, &'static [(&'static str, Value)])> {
-        let key = normalize_name(name);
-        let direct = self
-            .components
-            .iter()
-            .find(|c| normalize_name(c.name) == key);
-        if let Some(spec) = direct {
-            return Some((spec, &[]));
-        }
-        let alias = self
-            .aliases
-            .iter()
-            .find(|a| normalize_name(a.name) == key)?;
-        let spec = self.components.iter().find(|c| c.name == alias.target)?;
-        Some((spec, alias.preset))
-    }
-
-    /// The `LRE_ERR_UNSUPPORTED` error for a known but not implemented component.
-    pub fn unsupported(&self, name: &str) -> Error {
-        let implemented: Vec<&str> = self
-            .components
-            .iter()
-            .filter(|c| c.implemented)
-            .map(|c| c.name)
-            .collect();
-        Error::unsupported(format!(
-            "{} \"{name}\" is recognised but not implemented in this version; implemented: {}",
-            self.what,
-            implemented.join(", ")
-        ))
-    }
-
-    /// Every accepted name, for "valid choices" messages.
-    pub fn names(&self) -> String {
-        let names: Vec<&str> = self
-            .components
-            .iter()
-            .map(|c| c.name)
-            .chain(self.aliases.iter().map(|a| a.name))
-            .collect();
-        names.join(", ")
-    }
 }
 
 /// Names match case-insensitively with `_` and `-` ignored: `ClipNormByEMA` = `clip_norm_by_ema`.

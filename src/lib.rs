@@ -24,6 +24,7 @@ pub mod basis;
 pub mod component;
 pub mod curvature;
 pub mod error;
+pub mod family;
 pub mod ffi;
 pub mod inner;
 pub mod linalg;

@@ -12,8 +12,9 @@
 //! the canonical spec with every default filled in; parsing it back gives the same `Config`.
 
 use crate::backend::Dtype;
-use crate::component::{Component, Family, Kind, Value, format_number, normalize_name};
+use crate::component::{Component, Kind, Value, format_number, normalize_name};
 use crate::error::{Error, Result};
+use crate::family::Family;
 use crate::{basis, curvature, inner};
 use std::fmt;
 
@@ -110,8 +111,8 @@ impl Config {
             spec,
         };
         let mut config = Config {
-            curvature: Component::with_defaults(&curvature::FAMILY.components[0]),
-            basis: Component::with_defaults(&basis::FAMILY.components[0]),
+            curvature: Component::with_defaults(&curvature::covariance::COMPONENTS[0]),
+            basis: Component::with_defaults(&basis::ggt::COMPONENTS[0]),
             chain: Vec::new(),
             lr: 0.01,
             update_freq: 1,

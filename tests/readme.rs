@@ -8,7 +8,8 @@ mod process;
 use common::library_dir;
 use process::readme_block;
 
-use lre::component::{Component, Family};
+use lre::component::Component;
+use lre::family::Family;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,7 +18,7 @@ const END: &str = "<!-- components:end -->";
 
 fn table() -> String {
     let mut out = String::from(
-        "| family | name | implemented | hyperparameters (defaults) | what it does |\n|---|---|---|---|---|\n",
+        "| family | name | hyperparameters (defaults) | what it does |\n|---|---|---|---|\n",
     );
     let families: [(&str, &Family); 3] = [
         ("curvature", &lre::curvature::FAMILY),
@@ -25,7 +26,7 @@ fn table() -> String {
         ("inner", &lre::inner::FAMILY),
     ];
     for (label, family) in families {
-        for spec in family.components {
+        for spec in family.components() {
             let printed = Component::with_defaults(spec).to_string();
             let params = printed.strip_prefix(spec.name).unwrap_or("");
             let params = params.trim_start_matches('(').trim_end_matches(')');
@@ -34,15 +35,14 @@ fn table() -> String {
             } else {
                 params.to_string()
             };
-            let mark = if spec.implemented { "yes" } else { "not yet" };
             out.push_str(&format!(
-                "| {label} | `{}` | {mark} | {params} | {} |\n",
+                "| {label} | `{}` | {params} | {} |\n",
                 spec.name, spec.summary
             ));
         }
         for alias in family.aliases {
             out.push_str(&format!(
-                "| {label} | `{}` | alias | = `{}` with {} | |\n",
+                "| {label} | `{}` | = `{}` with {} | another name |\n",
                 alias.name,
                 alias.target,
                 alias

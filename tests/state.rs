@@ -12,36 +12,76 @@ use lre::backend::Scalar;
 use lre::{CpuOptimizer, Status};
 use std::collections::BTreeSet;
 
-/// Configurations that together exercise every implemented curvature, basis and inner
-/// optimizer, the window's wrap-around, pending gradients (update_freq) and init steps.
-const RESUME_SPECS: &[&str] = &[
-    "",
-    "basis=ggt(history_size=5); update_freq=3; chain=[adam(amsgrad_beta=0.999), ema, l_inv_sqrt]",
-    "basis=ggt(history_size=4, truncate=2, rdamping=0.1); init_steps=4; chain=[clip_norm_by_ema, cautious]",
-    "basis=full_matrix(beta=0.9); chain=[adam, l_inv]",
-    "basis=identity; chain=[adam, clip_norm_by_ema(max_growth=none), ema(beta=0.5)]",
-    "chain=[]",
-    "basis=ggt(history_size=5); update_freq=3; chain=[lion, full_matrix_adam(amsgrad_beta=0.999), clip_norm(max_norm=0.5)]",
-    "basis=full_matrix(beta=0.9); chain=[sign, cubic_adam, copy_grad_sign, nan_to_zero, clip_value(max_value=0.5), normalize]",
-    "curvature=full_hutchinson_hessian; chain=[adam, l_inv]",
-    "curvature=full_hutchinson_hessian(z=s, orthogonalize=true); symmetrize=false; basis=ggt(history_size=4); chain=[hutchinson_adam, full_matrix_hutchinson_adam]",
-    "curvature=bfgs; basis=ggt(history_size=5); update_freq=2; chain=[full_matrix_bfgs_adam(amsgrad_beta=0.99)]",
-    "curvature=sr1(z=mixed, orthogonalize=false); basis=full_matrix; chain=[hutchinson_adam(square=false)]",
-    "curvature=empirical_fisher; basis=ggt(history_size=6); chain=[natural_gradient, clip_norm]",
-    "curvature=gauss_newton; chain=[gauss_newton, l_inv]",
-    "curvature=unrolled_gauss_newton(history_size=3); update_freq=2",
-    "curvature=covariance_times_loss; update_freq=3",
-    "basis=eigen(rank=3); chain=[adam, l_inv_sqrt]",
-    "basis=eigen(rank=3, beta=none, abs=true, update_truncate=2); init_steps=5; update_freq=2",
-    "basis=low_rank(rank=4, beta=0.9); chain=[adam, l_inv]",
-    "basis=randomized_eigen(rank=3, oversampling=2); chain=[adam, l_inv_sqrt]",
-    "basis=nystrom(rank=3, oversampling=2, omega_update_freq=3); update_freq=2",
-    "basis=hebbian_learning(rank=3, lr=0.1)",
-    "basis=hebbian_learning(rank=3, opt=gd, value_clip=0.2, norm_clip=0.5); init_steps=3",
-    "basis=hebbian_learning(rank=2, opt=stiefel_gd, reortho_freq=2)",
-    "basis=random(rank=3, generate_freq=4); chain=[adam, ema]",
-    "basis=common_directions(rank=3); update_freq=2; init_steps=3",
-];
+/// Every curvature, basis and inner member of the registries, each in a configuration that
+/// gives it what it needs, with small windows and ranks so that windows wrap within `STEPS`
+/// steps; in turn with pending gradients (update_freq), init steps and AMSGrad where a member
+/// has it. Then a few settings no single component covers.
+fn resume_specs() -> Vec<String> {
+    const SETTINGS: [&str; 4] = [
+        "",
+        "update_freq=3",
+        "init_steps=4",
+        "update_freq=2; init_steps=3",
+    ];
+    let mut specs = Vec::new();
+    let mut push = |spec: String| {
+        let setting = SETTINGS[specs.len() % SETTINGS.len()];
+        specs.push(format!("{spec}; {setting}"));
+    };
+    for c in lre::curvature::FAMILY.components() {
+        push(format!(
+            "curvature={}; basis=ggt(history_size=5); chain=[adam]",
+            small(c)
+        ));
+    }
+    for b in lre::basis::FAMILY.components() {
+        push(format!("basis={}; chain=[adam]", small(b)));
+    }
+    for m in lre::inner::FAMILY.components() {
+        let member =
+            lre::inner::build(&lre::spec::parse_component(m.name, &lre::inner::FAMILY).unwrap())
+                .unwrap();
+        let curvature = if member.needs_hessian() {
+            "full_hutchinson_hessian"
+        } else if member.needs_jacobian() {
+            "empirical_fisher"
+        } else {
+            "covariance"
+        };
+        push(format!(
+            "curvature={curvature}; basis=ggt(history_size=5); chain=[{}, clip_norm]",
+            small(m)
+        ));
+    }
+    specs.extend(
+        [
+            "",
+            "chain=[]",
+            "curvature=full_hutchinson_hessian(z=s, orthogonalize=true); symmetrize=false; \
+             basis=ggt(history_size=4); chain=[hutchinson_adam, full_matrix_hutchinson_adam]",
+            "basis=eigen(rank=3, beta=none, abs=true, update_truncate=2); init_steps=5; update_freq=2",
+            "basis=hebbian_learning(rank=2, opt=stiefel_gd, reortho_freq=2)",
+        ]
+        .map(String::from),
+    );
+    specs
+}
+
+/// A component with the small sizes the resume tests use and AMSGrad on where it exists.
+fn small(c: &lre::component::ComponentSpec) -> String {
+    let args: Vec<&str> = c
+        .params
+        .iter()
+        .filter_map(|p| match p.name {
+            "rank" => Some("rank=3"),
+            "history_size" => Some("history_size=4"),
+            "oversampling" => Some("oversampling=2"),
+            "amsgrad_beta" => Some("amsgrad_beta=0.999"),
+            _ => None,
+        })
+        .collect();
+    format!("{}({})", c.name, args.join(", "))
+}
 
 const N: usize = 7;
 const STEPS: usize = 20;
@@ -142,8 +182,8 @@ fn resumed<T: Scalar>(
 
 fn check_resume<T: Scalar>() {
     let dir = scratch_dir(&format!("state-resume-{}", T::DTYPE));
-    for base in RESUME_SPECS {
-        let spec = spec_for::<T>(base);
+    for base in resume_specs() {
+        let spec = spec_for::<T>(&base);
         let grads = gradients::<T>(17);
         let expected = bits(&straight(&spec, &grads));
         for k in [0, 1, 2, 6, 13, STEPS] {
@@ -169,20 +209,22 @@ fn resume_is_bit_exact_f64() {
 }
 
 #[test]
-fn resume_specs_cover_every_implemented_component() {
+fn resume_specs_cover_every_component() {
     let mut used = BTreeSet::new();
-    for base in RESUME_SPECS {
-        let c = lre::Config::parse(base).unwrap();
+    for base in resume_specs() {
+        let c = lre::Config::parse(&base).unwrap();
         used.insert(c.curvature.name());
         used.insert(c.basis.name());
         used.extend(c.chain.iter().map(|m| m.name()));
     }
+    let mut total = 0;
     for family in [
         &lre::curvature::FAMILY,
         &lre::basis::FAMILY,
         &lre::inner::FAMILY,
     ] {
-        for spec in family.components.iter().filter(|c| c.implemented) {
+        for spec in family.components() {
+            total += 1;
             assert!(
                 used.contains(spec.name),
                 "no resume test covers {} {}",
@@ -191,6 +233,7 @@ fn resume_specs_cover_every_implemented_component() {
             );
         }
     }
+    assert!(total >= 38, "{total} components");
 }
 
 fn expect_state_error(result: lre::Result<()>, needles: &[&str]) {
@@ -414,39 +457,107 @@ fn the_loader_survives_mutated_blobs() {
     );
 }
 
-/// The fixed-shape state bound (lre.jax keeps the blob in a buffer of this size) holds every
-/// blob of every configuration it accepts — n below and above the window, every step of a run
-/// long enough to fill the windows — and refuses the batch configurations.
+/// Every buffer of every blob is declared by its component (same name and element type, no
+/// larger than declared), and the state bound (lre.jax keeps the blob in a buffer of this size)
+/// holds every blob — n below and above the windows, every step of a run long enough to fill
+/// them. Only configurations with a buffer as large as the batch are refused.
 #[test]
-fn state_bound_holds_every_blob_it_accepts() {
+fn saved_buffers_are_declared_and_within_the_bound() {
     let mut refused = Vec::new();
-    for base in RESUME_SPECS {
-        let spec = spec_for::<f32>(base);
+    for base in resume_specs() {
+        let spec = spec_for::<f32>(&base);
         for n in [3usize, 7, 40, 400] {
             let mut opt = CpuOptimizer::<f32>::from_spec(&spec, n).unwrap();
-            let bound = match lre::state::state_bound(opt.config(), n) {
-                Ok(b) => b,
-                Err(e) => {
-                    assert_eq!(e.status, Status::LRE_ERR_UNSUPPORTED, "{spec}: {e:?}");
-                    refused.push(opt.config().curvature.name());
-                    break;
-                }
-            };
+            let bound = opt.state_bound();
+            if let Err(e) = &bound {
+                assert_eq!(e.status, Status::LRE_ERR_UNSUPPORTED, "{spec}: {e:?}");
+                assert!(e.message.contains("batch size"), "{spec}: {e:?}");
+                refused.push(base.clone());
+            }
             let mut rng = Xorshift(n as u64 + 5);
             let mut x = vec![0.3f32; n];
             for t in 0..30 {
                 let g: Vec<f32> = (0..n).map(|_| rng.uniform() as f32).collect();
                 drive(&mut opt, &mut x, &g, t);
-                let len = opt.state().len();
-                assert_eq!(opt.state_size() as usize, len, "{spec}: the counted size");
-                assert!(
-                    len <= bound,
-                    "{spec}, n={n}, step {t}: {len} > bound {bound}"
+                let blob = opt.state();
+                assert_eq!(
+                    opt.state_size() as usize,
+                    blob.len(),
+                    "{spec}: the counted size"
                 );
+                let context = format!("{spec}, n={n}, step {t}");
+                check_declared(&opt, &blob, &context);
+                if let Ok(bound) = bound {
+                    assert!(
+                        blob.len() <= bound,
+                        "{context}: {} > bound {bound}",
+                        blob.len()
+                    );
+                }
             }
         }
     }
-    assert_eq!(refused, ["empirical_fisher", "gauss_newton"]);
+    refused.dedup();
+    assert!(
+        !refused.is_empty()
+            && refused
+                .iter()
+                .all(|s| s.contains("natural_gradient") || s.contains("gauss_newton")),
+        "refused: {refused:?}"
+    );
+}
+
+/// Every buffer of `blob` against `opt`'s declaration.
+fn check_declared(opt: &CpuOptimizer<f32>, blob: &[u8], context: &str) {
+    use lre::state::layout::Extent;
+    let n = opt.ndim();
+    let dec = lre::state::Decoder::new(blob).unwrap();
+    for (name, elem, shape) in dec.buffers() {
+        let decl = opt
+            .state_layout()
+            .find(name)
+            .unwrap_or_else(|| panic!("{context}: saved buffer {name} is not declared"));
+        assert_eq!(
+            elem,
+            decl.elem(lre::state::ElemType::F32),
+            "{context}: {name}"
+        );
+        let elements: u128 = shape.iter().map(|&d| d as u128).product();
+        match decl.extent {
+            Extent::Vectors(count) => assert!(
+                shape.len() == 2 && shape[1] == n && shape[0] as u128 <= count,
+                "{context}: {name} has shape {shape:?}, declared {count} vectors of {n}"
+            ),
+            Extent::Host(_, len) => assert!(
+                elements <= len,
+                "{context}: {name} has {elements} elements, declared {len}"
+            ),
+            Extent::BatchSized => {}
+        }
+    }
+}
+
+/// A configuration whose largest state cannot be addressed is refused when it is created, with
+/// an error naming n; nothing wraps around.
+#[test]
+fn unaddressable_states_are_refused_at_creation() {
+    for (spec, n) in [
+        ("", 1usize << 62),
+        ("", usize::MAX),
+        ("basis=eigen(rank=1000000000000)", 1 << 40),
+        ("basis=ggt(history_size=1000000000000)", 1 << 40),
+    ] {
+        let err = CpuOptimizer::<f32>::from_spec(spec, n).err().unwrap();
+        assert_eq!(
+            err.status,
+            Status::LRE_ERR_INVALID_ARGUMENT,
+            "{spec}: {err:?}"
+        );
+        assert!(err.message.contains(&format!("ndim = {n}")), "{err:?}");
+    }
+    // Small n and large windows are fine: the window is capped by what it holds, not n.
+    let opt = CpuOptimizer::<f32>::from_spec("basis=ggt(history_size=1000000)", 10).unwrap();
+    assert!(opt.state_bound().unwrap() > 40_000_000);
 }
 
 /// For the default GGT the bound is tight: within 2% of the full window's blob.
@@ -455,7 +566,7 @@ fn state_bound_is_tight_for_ggt() {
     let n = 2000;
     let spec = "basis=ggt(history_size=20)";
     let mut opt = CpuOptimizer::<f32>::from_spec(spec, n).unwrap();
-    let bound = lre::state::state_bound(opt.config(), n).unwrap();
+    let bound = opt.state_bound().unwrap();
     let mut rng = Xorshift(3);
     let mut x = vec![0f32; n];
     for _ in 0..25 {

@@ -20,6 +20,27 @@ use crate::component::Component;
 use crate::error::{Error, Result};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::Dims;
+use super::{Declared, RANK};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "common_directions",
+        params: &[RANK],
+        summary: "orthonormal window of correction directions (common-directions method)",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, _seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(CommonDirections::new(c, be)?))
+}
+
+/// The orthonormal window of directions and whether it started.
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    super::ortho::declared(c, dims, |layout, _| layout.u64s("started", 1u8))
+}
 
 pub struct CommonDirections<B: Backend> {
     window: OrthoColumns<B>,

@@ -38,6 +38,44 @@ use crate::linalg::{
 };
 use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, cells};
+use super::{ABS, BETA, DAMPING, Declared, RANK, RDAMPING, UPDATE_ABS, UPDATE_EIG_TOL, UPDATE_RDAMPING, UPDATE_TRUNCATE, eig_tol, update_damping};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "eigen",
+        params: &[
+            RANK,
+            BETA,
+            eig_tol(1e-4),
+            DAMPING,
+            RDAMPING,
+            ABS,
+            UPDATE_TRUNCATE,
+            UPDATE_EIG_TOL,
+            update_damping(1e-4),
+            UPDATE_RDAMPING,
+            UPDATE_ABS,
+        ],
+        summary: "rank-limited EMA of corrections, updated by low-rank eigen-updates",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, _seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(Eigen::new(c, be)?))
+}
+
+/// The orthonormal columns B with T, the eigenvalues and the update count.
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    super::ortho::declared(c, dims, |layout, stored| {
+        layout
+            .f64s("t", cells(stored, stored))
+            .f64s("values", stored as u128)
+            .u64s("updates", 1u8)
+    })
+}
 
 /// The eigen basis over backend `B` (also low_rank's, see `low_rank.rs`).
 pub struct Eigen<B: Backend> {

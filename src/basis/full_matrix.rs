@@ -11,6 +11,32 @@ use crate::linalg::{
 };
 use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout, cells};
+use super::{ABS, BETA, DAMPING, Declared, RDAMPING, TRUNCATE, eig_tol};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "full_matrix",
+        params: &[BETA, TRUNCATE, eig_tol(1e-12), DAMPING, RDAMPING, ABS],
+        summary: "dense n×n matrix, full eigendecomposition each update (n <= 1024; for tests and 2-D problems)",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, _seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(FullMatrix::new(c, be)?))
+}
+
+/// The dense n×n accumulator, its eigenvectors and eigenvalues (host f64).
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    let n = dims.n;
+    let layout = Layout::new()
+        .f64s("accumulator", cells(n, n))
+        .f64s("vectors", cells(n, n))
+        .f64s("values", n as u128);
+    Declared { layout, rank: n }
+}
 
 /// Largest n accepted: one update costs ~9n³ flops (≈1e10 at n = 1024).
 pub const MAX_NDIM: usize = 1024;

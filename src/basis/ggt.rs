@@ -24,6 +24,45 @@ use crate::linalg::{
 use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
 use std::collections::VecDeque;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout, cells};
+use super::{ABS, DAMPING, Declared, RDAMPING, TRUNCATE, eig_tol};
+use crate::component::int;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "ggt",
+        params: &[
+            int("history_size", 100, 1, "window of correction columns"),
+            TRUNCATE,
+            eig_tol(1e-5),
+            DAMPING,
+            RDAMPING,
+            ABS,
+        ],
+        summary: "eigenbasis of the last history_size corrections, kept implicit: O(n·m) per step",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, _seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(Ggt::new(c, be)?))
+}
+
+/// The window of history_size entries (one column each, two for a pair) with their roles,
+/// the Gram matrix and the eigen-coefficients of the current basis (k ≤ min(window, n)).
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    let m = c.usize("history_size").saturating_mul(if dims.paired { 2 } else { 1 });
+    let k = m.min(dims.n);
+    let layout = Layout::new()
+        .vectors("window", m as u128)
+        .f64s("alpha", m as u128)
+        .u64s("role", m as u128)
+        .f64s("gram", cells(m, m))
+        .f64s("coeffs", cells(k, m))
+        .f64s("eigenvalues", k as u128);
+    Declared { layout, rank: k }
+}
 
 /// Relative cut-off of K's eigenvalues in the K^½ path (the window's numerical rank).
 const GRAM_RANK_TOL: f64 = 1e-13;

@@ -37,6 +37,64 @@ use crate::error::{Error, Result, Status};
 use crate::linalg::{inverse, mul, mul_tn, upper_inverse};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{Declared, RANK};
+use crate::component::{Range, float, opt_float, opt_int, word};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "hebbian_learning",
+        params: &[
+            RANK,
+            float("lr", 1e-2, Range::POSITIVE, "learning rate of the basis"),
+            opt_float(
+                "value_clip",
+                None,
+                Range::POSITIVE,
+                "clip direction entries",
+            ),
+            opt_float(
+                "norm_clip",
+                None,
+                Range::POSITIVE,
+                "clip the direction's norm",
+            ),
+            word(
+                "opt",
+                "adamg",
+                &["adamg", "gd", "stiefel_gd"],
+                "optimizer of the basis",
+            ),
+            float("beta1", 0.9, Range::BETA, "AdamG first-moment decay"),
+            float("beta2", 0.99, Range::BETA, "AdamG second-moment decay"),
+            float("eps", 1e-8, Range::POSITIVE, "AdamG epsilon"),
+            opt_int(
+                "reortho_freq",
+                None,
+                1,
+                "re-orthogonalize every this many updates",
+            ),
+        ],
+        summary: "principal subspace learned by generalized Hebbian learning on the Stiefel manifold",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(HebbianLearning::new(c, be, seed)?))
+}
+
+/// X and the AdamG momentum (rank columns each), the update count and AdamG's v.
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    let r = c.usize("rank").min(dims.n);
+    let layout = Layout::new()
+        .vectors("x", r as u128)
+        .vectors("m", r as u128)
+        .u64s("updates", 1u8)
+        .f64s("v", 1u8);
+    Declared { layout, rank: r }
+}
 
 /// Largest max|XᵀX − I| that adamg tolerates before a QR retraction.
 const DRIFT: f64 = 1e-6;

@@ -6,6 +6,31 @@ use super::{Basis, BasisChange, Correction, Outcome, Source};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::Declared;
+use crate::component::Component;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "identity",
+        params: &[],
+        summary: "Q = I (k = n): the inner chain runs on the full gradient; basis=identity; chain=[adam] is Adam",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(_c: &Component, (be, _seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(Identity::new(be)))
+}
+
+/// Whether the first correction arrived; k = n.
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    Declared {
+        layout: Layout::new().u64s("started", 1u8),
+        rank: dims.n,
+    }
+}
 
 pub struct Identity {
     n: usize,

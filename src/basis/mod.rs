@@ -4,27 +4,17 @@
 //! it changes, gives the change of basis C = Q_newᵀQ_old once for the whole chain. It never has
 //! to materialize an n×k Q.
 
-pub mod common_directions;
-pub mod eigen;
 mod ema;
-pub mod full_matrix;
-pub mod ggt;
-pub mod hebbian_learning;
-pub mod identity;
-pub mod low_rank;
-pub mod nystrom;
 mod ortho;
 mod projection;
-pub mod random;
-pub mod randomized_eigen;
 pub mod sketch;
 mod store;
 
 use crate::backend::Backend;
-use crate::component::{
-    Component, ComponentSpec, Family, Range, boolean, float, int, opt_float, opt_int, word,
-};
+use crate::component::{Component, Range, boolean, float, int, opt_float, opt_int};
 use crate::error::Result;
+use crate::family::family;
+use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
@@ -118,32 +108,7 @@ pub trait Basis<B: Backend>: Send {
 
 /// Creates the basis `c` for n-vectors on backend `be`, with random draws from seed 0.
 pub fn build<B: Backend + 'static>(c: &Component, be: &B) -> Result<Box<dyn Basis<B>>> {
-    build_seeded(c, be, 0)
-}
-
-/// Creates the basis `c`; the random bases (random, randomized_eigen, nystrom,
-/// hebbian_learning) draw their Gaussian matrices from the backend's counter-based stream
-/// under keys made from `seed` (the optimizer's seed).
-pub fn build_seeded<B: Backend + 'static>(
-    c: &Component,
-    be: &B,
-    seed: u64,
-) -> Result<Box<dyn Basis<B>>> {
-    match c.name() {
-        "ggt" => Ok(Box::new(ggt::Ggt::new(c, be)?)),
-        "identity" => Ok(Box::new(identity::Identity::new(be))),
-        "full_matrix" => Ok(Box::new(full_matrix::FullMatrix::new(c, be)?)),
-        "eigen" => Ok(Box::new(eigen::Eigen::new(c, be)?)),
-        "low_rank" => Ok(Box::new(low_rank::new(c, be)?)),
-        "common_directions" => Ok(Box::new(common_directions::CommonDirections::new(c, be)?)),
-        "random" => Ok(Box::new(random::Random::new(c, be, seed)?)),
-        "randomized_eigen" => Ok(Box::new(randomized_eigen::new(c, be, seed)?)),
-        "nystrom" => Ok(Box::new(nystrom::new(c, be, seed)?)),
-        "hebbian_learning" => Ok(Box::new(hebbian_learning::HebbianLearning::new(
-            c, be, seed,
-        )?)),
-        other => Err(FAMILY.unsupported(other)),
-    }
+    build_seeded(c, (be, 0))
 }
 
 const RANK: crate::component::ParamSpec = int(
@@ -211,159 +176,22 @@ const fn update_damping(default: f64) -> crate::component::ParamSpec {
     )
 }
 
-/// Every basis the spec parser knows (ALGORITHM.md §3, Appendix B).
-pub static FAMILY: Family = Family {
-    what: "basis",
-    components: &[
-        ComponentSpec {
-            name: "ggt",
-            params: &[
-                int("history_size", 100, 1, "window of correction columns"),
-                TRUNCATE,
-                eig_tol(1e-5),
-                DAMPING,
-                RDAMPING,
-                ABS,
-            ],
-            implemented: true,
-            summary: "eigenbasis of the last history_size corrections, kept implicit: O(n·m) per step",
-        },
-        ComponentSpec {
-            name: "eigen",
-            params: &[
-                RANK,
-                BETA,
-                eig_tol(1e-4),
-                DAMPING,
-                RDAMPING,
-                ABS,
-                UPDATE_TRUNCATE,
-                UPDATE_EIG_TOL,
-                update_damping(1e-4),
-                UPDATE_RDAMPING,
-                UPDATE_ABS,
-            ],
-            implemented: true,
-            summary: "rank-limited EMA of corrections, updated by low-rank eigen-updates",
-        },
-        ComponentSpec {
-            name: "randomized_eigen",
-            params: &[
-                RANK,
-                BETA,
-                int("oversampling", 10, 0, "extra sketch columns"),
-                eig_tol(1e-12),
-                DAMPING,
-                RDAMPING,
-                ABS,
-                UPDATE_TRUNCATE,
-                UPDATE_EIG_TOL,
-                update_damping(1e-12),
-                UPDATE_RDAMPING,
-                UPDATE_ABS,
-            ],
-            implemented: true,
-            summary: "EMA of corrections, re-sketched by a randomized eigendecomposition",
-        },
-        ComponentSpec {
-            name: "nystrom",
-            params: &[
-                RANK,
-                BETA,
-                int("oversampling", 10, 0, "extra sketch columns"),
-                int("omega_update_freq", 1, 1, "steps between new test matrices"),
-                eig_tol(1e-12),
-                DAMPING,
-                RDAMPING,
-                ABS,
-                UPDATE_TRUNCATE,
-                UPDATE_EIG_TOL,
-                update_damping(1e-12),
-                UPDATE_RDAMPING,
-                UPDATE_ABS,
-            ],
-            implemented: true,
-            summary: "EMA of corrections, Nyström approximation",
-        },
-        ComponentSpec {
-            name: "hebbian_learning",
-            params: &[
-                RANK,
-                float("lr", 1e-2, Range::POSITIVE, "learning rate of the basis"),
-                opt_float(
-                    "value_clip",
-                    None,
-                    Range::POSITIVE,
-                    "clip direction entries",
-                ),
-                opt_float(
-                    "norm_clip",
-                    None,
-                    Range::POSITIVE,
-                    "clip the direction's norm",
-                ),
-                word(
-                    "opt",
-                    "adamg",
-                    &["adamg", "gd", "stiefel_gd"],
-                    "optimizer of the basis",
-                ),
-                float("beta1", 0.9, Range::BETA, "AdamG first-moment decay"),
-                float("beta2", 0.99, Range::BETA, "AdamG second-moment decay"),
-                float("eps", 1e-8, Range::POSITIVE, "AdamG epsilon"),
-                opt_int(
-                    "reortho_freq",
-                    None,
-                    1,
-                    "re-orthogonalize every this many updates",
-                ),
-            ],
-            implemented: true,
-            summary: "principal subspace learned by generalized Hebbian learning on the Stiefel manifold",
-        },
-        ComponentSpec {
-            name: "full_matrix",
-            params: &[BETA, TRUNCATE, eig_tol(1e-12), DAMPING, RDAMPING, ABS],
-            implemented: true,
-            summary: "dense n×n matrix, full eigendecomposition each update (n <= 1024; for tests and 2-D problems)",
-        },
-        ComponentSpec {
-            name: "random",
-            params: &[
-                RANK,
-                int("generate_freq", 1, 1, "updates between new random bases"),
-            ],
-            implemented: true,
-            summary: "random orthonormal subspace",
-        },
-        ComponentSpec {
-            name: "identity",
-            params: &[],
-            implemented: true,
-            summary: "Q = I (k = n): the inner chain runs on the full gradient; basis=identity; chain=[adam] is Adam",
-        },
-        ComponentSpec {
-            name: "common_directions",
-            params: &[RANK],
-            implemented: true,
-            summary: "orthonormal window of correction directions (common-directions method)",
-        },
-        ComponentSpec {
-            name: "low_rank",
-            params: &[
-                RANK,
-                BETA,
-                eig_tol(1e-4),
-                DAMPING,
-                RDAMPING,
-                UPDATE_TRUNCATE,
-                UPDATE_EIG_TOL,
-                update_damping(1e-4),
-                UPDATE_RDAMPING,
-            ],
-            implemented: true,
-            summary: "decayed low-rank factor of corrections",
-        },
-    ],
-    aliases: &[],
-};
+/// A basis's declared state and the most basis vectors k it hands the chain.
+pub struct Declared {
+    pub layout: Layout,
+    pub rank: usize,
+}
+
+family! {
+    /// Every basis the spec parser knows (docs/algorithm.md §3, Appendix B), in the order of
+    /// the README's component table.
+    pub static FAMILY = "basis", aliases: &[];
+    members: ggt, eigen, randomized_eigen, nystrom, hebbian_learning, full_matrix, random,
+        identity, common_directions, low_rank;
+    /// Creates the basis `c`; the random bases (random, randomized_eigen, nystrom,
+    /// hebbian_learning) draw their Gaussian matrices from the backend's counter-based stream
+    /// under keys made from the seed (the optimizer's).
+    dispatch: pub fn build_seeded[B: Backend + 'static](c: &Component, ctx: (&B, u64)) -> Result<Box<dyn Basis<B>>>;
+    /// The buffers basis `c` keeps and its largest k.
+    dispatch: pub fn state[](c: &Component, dims: &Dims) -> Declared;
+}

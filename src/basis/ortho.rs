@@ -14,10 +14,13 @@
 //! factorization that drops dependent vectors. A vector whose residual is at most `tol`·‖u‖
 //! adds no column (it is in the span; the residual is dropped).
 
+use super::Declared;
 use super::store::{get_columns, put_columns};
 use crate::backend::{Backend, Scalar};
+use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::linalg::{cholesky_dropping, mul, mul_tn, upper_inverse};
+use crate::state::layout::{Dims, Layout, cells};
 use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
 
@@ -39,6 +42,42 @@ struct Pending {
     coef: Mat<f64>,
     /// Physical columns of the new vectors (raw columns among the inputs).
     outputs: Vec<usize>,
+}
+
+/// The state of a basis kept as orthonormal columns (eigen, low_rank, common_directions): up to
+/// 2k + c columns in use (the vectors, and the previous basis and new raw columns a pending
+/// combination reads, c = columns per correction), the count and the pending combination;
+/// `extra` adds the basis's own buffers given that column count. k = min(rank + c, n).
+pub fn declared(
+    c: &Component,
+    dims: &Dims,
+    extra: impl FnOnce(Layout, usize) -> Layout,
+) -> Declared {
+    let Some(columns) = dims.columns else {
+        // Corrections as wide as the batch: no fixed size.
+        let layout = Layout::new()
+            .batch_sized("columns")
+            .u64s("count", 1u8)
+            .batch_sized("pending_inputs")
+            .batch_sized("pending_coef")
+            .batch_sized("pending_outputs");
+        return Declared {
+            layout,
+            rank: dims.n,
+        };
+    };
+    let k = c.usize("rank").saturating_add(columns).min(dims.n);
+    let stored = k.saturating_mul(2).saturating_add(columns);
+    let layout = Layout::new()
+        .vectors("columns", stored as u128)
+        .u64s("count", 1u8)
+        .u64s("pending_inputs", stored as u128)
+        .f64s("pending_coef", cells(stored, stored))
+        .u64s("pending_outputs", stored as u128);
+    Declared {
+        layout: extra(layout, stored),
+        rank: k,
+    }
 }
 
 pub struct OrthoColumns<B: Backend> {

@@ -15,6 +15,36 @@ use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::state::{Decoder, Encoder};
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{Declared, RANK};
+use crate::component::int;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "random",
+        params: &[
+            RANK,
+            int("generate_freq", 1, 1, "updates between new random bases"),
+        ],
+        summary: "random orthonormal subspace",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(Random::new(c, be, seed)?))
+}
+
+/// The current random columns and the update and draw counters.
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    let r = c.usize("rank").min(dims.n);
+    let layout = Layout::new()
+        .vectors("q", r as u128)
+        .u64s("updates", 1u8)
+        .u64s("draws", 1u8);
+    Declared { layout, rank: r }
+}
 
 pub struct Random<B: Backend> {
     /// Two halves of `rank` columns: the current Q and the next.

@@ -20,6 +20,40 @@ use crate::component::Component;
 use crate::error::Result;
 use crate::linalg::{mul, mul_tn, regularize_eigen, symmetric_eigen};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::Dims;
+use super::{ABS, BETA, Basis, DAMPING, Declared, RANK, RDAMPING, UPDATE_ABS, UPDATE_EIG_TOL, UPDATE_RDAMPING, UPDATE_TRUNCATE, eig_tol, update_damping};
+use crate::component::int;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "randomized_eigen",
+        params: &[
+            RANK,
+            BETA,
+            int("oversampling", 10, 0, "extra sketch columns"),
+            eig_tol(1e-12),
+            DAMPING,
+            RDAMPING,
+            ABS,
+            UPDATE_TRUNCATE,
+            UPDATE_EIG_TOL,
+            update_damping(1e-12),
+            UPDATE_RDAMPING,
+            UPDATE_ABS,
+        ],
+        summary: "EMA of corrections, re-sketched by a randomized eigendecomposition",
+    },
+];
+
+pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, seed): (&B, u64)) -> Result<Box<dyn Basis<B>>> {
+    Ok(Box::new(new(c, be, seed)?))
+}
+
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    super::sketch::declared(c, dims, false)
+}
 
 pub fn new<B: Backend>(c: &Component, be: &B, seed: u64) -> Result<Sketched<B>> {
     Sketched::new(c, be, seed, Method::Randomized)

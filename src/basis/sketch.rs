@@ -13,6 +13,7 @@
 //! Layout of the matrix: Q in 0..rank, Ω in rank..rank + l, U after it. The two bases are this
 //! one struct; each file supplies its update (`randomized_eigen::update`, `nystrom::update`).
 
+use super::Declared;
 use super::ema::{Ema, HandedOut};
 use super::projection::{Cached, add_columns_scaled, project_columns};
 use super::store::{get_columns, put_columns};
@@ -21,8 +22,29 @@ use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::linalg::{Regularization, cholesky_dropping, mul, mul_tn, upper_inverse};
+use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+
+/// The state of a sketched basis (randomized_eigen, nystrom): l = min(rank + oversampling, n)
+/// columns Q with their eigenvalues, the update and draw counters, and Nyström's test matrix Ω.
+pub fn declared(c: &Component, dims: &Dims, nystrom: bool) -> Declared {
+    let l = c
+        .usize("rank")
+        .saturating_add(c.usize("oversampling"))
+        .min(dims.n);
+    let layout = Layout::new()
+        .vectors("q", l as u128)
+        .f64s("values", l as u128)
+        .u64s("updates", 1u8)
+        .u64s("draws", 1u8);
+    let layout = if nystrom {
+        layout.vectors("omega", l as u128)
+    } else {
+        layout
+    };
+    Declared { layout, rank: l }
+}
 
 /// Small products of one update, in the coordinates Z = [Q, U] (m = k + c columns).
 pub struct Products {

@@ -11,6 +11,44 @@ use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
 use crate::component::Component;
 use crate::error::Result;
+use crate::component::ComponentSpec;
+use crate::state::layout::Dims;
+use super::{Curvature, Declared, Z_CHOICES};
+use super::hessian::Hessian;
+use crate::component::{Range, boolean, float, word};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "bfgs",
+        params: &[
+            word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
+            boolean(
+                "orthogonalize",
+                true,
+                "project probes off the current basis",
+            ),
+            float("c", 0.2, Range::NON_NEGATIVE, "Powell damping"),
+            float(
+                "tol",
+                1e-12,
+                Range::NON_NEGATIVE,
+                "skip updates with sᵀy <= tol",
+            ),
+        ],
+        summary: "BFGS update with Hessian-vector products in place of gradient differences",
+    },
+];
+
+pub fn build<B: Backend + 'static>(c: &Component, _symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(Hessian::new(c, Bfgs::<B>::new(c))))
+}
+
+/// x_now and x_prev; a correction has at most two columns, kept as a pair unless
+/// symmetrized.
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    super::hessian::declared(dims)
+}
 
 pub struct Bfgs<B: Backend> {
     c: f64,

@@ -7,6 +7,31 @@ use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::Declared;
+use crate::component::Component;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "covariance",
+        params: &[],
+        summary: "gradient covariance: each gradient is a correction column",
+    },
+];
+
+pub fn build<B: Backend + 'static>(_c: &Component, _symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(Covariance::<B>::new()))
+}
+
+/// The gradients held since the last correction; a correction has update_freq columns.
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    Declared::columns(
+        Layout::new().vectors("pending", dims.update_freq.saturating_sub(1) as u128),
+        dims.update_freq,
+    )
+}
 
 pub struct Covariance<B: Backend> {
     /// Gradients of the non-update steps since the last correction.

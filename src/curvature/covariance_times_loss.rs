@@ -10,6 +10,35 @@ use crate::basis::{Basis, Correction};
 use crate::component::Component;
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::Declared;
+use crate::component::boolean;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "covariance_times_loss",
+        params: &[boolean(
+            "adaptive",
+            true,
+            "subtract the minimum previous loss",
+        )],
+        summary: "experimental: gradients scaled by the loss (needs the loss)",
+    },
+];
+
+pub fn build<B: Backend + 'static>(c: &Component, _symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(CovarianceTimesLoss::<B>::new(c)))
+}
+
+/// The scaled gradients held since the last correction and the minimum loss.
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    let layout = Layout::new()
+        .vectors("scaled", dims.update_freq.saturating_sub(1) as u128)
+        .f64s("min_loss", 1u8);
+    Declared::columns(layout, dims.update_freq)
+}
 
 pub struct CovarianceTimesLoss<B: Backend> {
     /// Scaled gradients since the last correction (this step's included on update steps).

@@ -4,12 +4,13 @@
 //! (z, H·z) into a correction.
 
 use super::probes::Probes;
-use super::{Curvature, Observation, Observed, Requirements};
+use super::{Curvature, Declared, Observation, Observed, Requirements};
 use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
 use crate::component::Component;
 use crate::error::Result;
 use crate::rng::Rng;
+use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 
 /// How a probe z and its product H·z become a correction.
@@ -34,6 +35,16 @@ pub trait Rule<B: Backend>: Send {
 
     /// Bytes of n-sized buffers held.
     fn bytes(&self, be: &B) -> usize;
+}
+
+/// The state every Hessian curvature keeps: the points x_now and x_prev. A correction has at
+/// most two columns, kept as a pair Y·Zᵀ unless the optimizer symmetrizes.
+pub fn declared(dims: &Dims) -> Declared {
+    Declared {
+        layout: Layout::new().vectors("x_now", 1u8).vectors("x_prev", 1u8),
+        columns: Some(2),
+        paired: !dims.symmetrize,
+    }
 }
 
 /// A Hessian curvature: probes plus a correction rule.

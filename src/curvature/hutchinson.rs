@@ -6,6 +6,37 @@ use super::hessian::{Rule, scratch};
 use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
 use crate::error::Result;
+use crate::component::ComponentSpec;
+use crate::state::layout::Dims;
+use super::{Curvature, Declared, Z_CHOICES};
+use super::hessian::Hessian;
+use crate::component::{Component, boolean, word};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "full_hutchinson_hessian",
+        params: &[
+            word("z", "rademacher", Z_CHOICES, "probe vector distribution"),
+            boolean(
+                "orthogonalize",
+                false,
+                "project probes off the current basis",
+            ),
+        ],
+        summary: "Hessian from one Hessian-vector product per update (correction Hz·zᵀ)",
+    },
+];
+
+pub fn build<B: Backend + 'static>(c: &Component, symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(Hessian::new(c, Hutchinson::<B>::new(symmetrize))))
+}
+
+/// x_now and x_prev; a correction has at most two columns, kept as a pair unless
+/// symmetrized.
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    super::hessian::declared(dims)
+}
 
 pub struct Hutchinson<B: Backend> {
     symmetrize: bool,

@@ -7,22 +7,17 @@
 //! correction for the basis.
 
 pub mod adaptive_loss;
-pub mod bfgs;
-pub mod covariance;
-pub mod covariance_times_loss;
 pub mod hessian;
 pub mod history;
-pub mod hutchinson;
-pub mod per_sample;
 pub mod probes;
-pub mod sr1;
-pub mod unrolled_gauss_newton;
 
 use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
-use crate::component::{Component, ComponentSpec, Family, Range, boolean, float, int, word};
+use crate::component::Component;
 use crate::error::Result;
+use crate::family::family;
 use crate::rng::Rng;
+use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 
 /// What a curvature needs from the caller.
@@ -142,129 +137,37 @@ pub trait Curvature<B: Backend>: Send {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()>;
 }
 
-/// Creates the curvature `c`; `symmetrize` is the optimizer's setting (corrections Y·Zᵀ become
-/// ¼(Y+Z)(Y+Z)ᵀ).
-pub fn build<B: Backend + 'static>(
-    c: &Component,
-    symmetrize: bool,
-) -> Result<Box<dyn Curvature<B>>> {
-    match c.name() {
-        "covariance" => Ok(Box::new(covariance::Covariance::<B>::new())),
-        "covariance_times_loss" => Ok(Box::new(
-            covariance_times_loss::CovarianceTimesLoss::<B>::new(c),
-        )),
-        "unrolled_gauss_newton" => Ok(Box::new(
-            unrolled_gauss_newton::UnrolledGaussNewton::<B>::new(c),
-        )),
-        "empirical_fisher" => Ok(Box::new(per_sample::PerSample::<B>::fisher())),
-        "gauss_newton" => Ok(Box::new(per_sample::PerSample::<B>::gauss_newton())),
-        "full_hutchinson_hessian" => Ok(Box::new(hessian::Hessian::new(
-            c,
-            hutchinson::Hutchinson::<B>::new(symmetrize),
-        ))),
-        "sr1" => Ok(Box::new(hessian::Hessian::new(c, sr1::Sr1::<B>::new(c)))),
-        "bfgs" => Ok(Box::new(hessian::Hessian::new(c, bfgs::Bfgs::<B>::new(c)))),
-        other => Err(FAMILY.unsupported(other)),
+const Z_CHOICES: &[&str] = &["rademacher", "gaussian", "s", "g", "mixed"];
+
+/// A curvature's declared state and the corrections it hands the basis.
+pub struct Declared {
+    pub layout: Layout,
+    /// Most columns of one correction; None when it follows the batch size.
+    pub columns: Option<usize>,
+    /// Whether corrections arrive as column pairs Y·Zᵀ.
+    pub paired: bool,
+}
+
+impl Declared {
+    /// State `layout` and corrections of at most `columns` single columns.
+    pub fn columns(layout: Layout, columns: usize) -> Declared {
+        Declared {
+            layout,
+            columns: Some(columns),
+            paired: false,
+        }
     }
 }
 
-const Z_CHOICES: &[&str] = &["rademacher", "gaussian", "s", "g", "mixed"];
-
-/// Every curvature the spec parser knows (ALGORITHM.md §2.1).
-pub static FAMILY: Family = Family {
-    what: "curvature",
-    components: &[
-        ComponentSpec {
-            name: "covariance",
-            params: &[],
-            implemented: true,
-            summary: "gradient covariance: each gradient is a correction column",
-        },
-        ComponentSpec {
-            name: "full_hutchinson_hessian",
-            params: &[
-                word("z", "rademacher", Z_CHOICES, "probe vector distribution"),
-                boolean(
-                    "orthogonalize",
-                    false,
-                    "project probes off the current basis",
-                ),
-            ],
-            implemented: true,
-            summary: "Hessian from one Hessian-vector product per update (correction Hz·zᵀ)",
-        },
-        ComponentSpec {
-            name: "bfgs",
-            params: &[
-                word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
-                boolean(
-                    "orthogonalize",
-                    true,
-                    "project probes off the current basis",
-                ),
-                float("c", 0.2, Range::NON_NEGATIVE, "Powell damping"),
-                float(
-                    "tol",
-                    1e-12,
-                    Range::NON_NEGATIVE,
-                    "skip updates with sᵀy <= tol",
-                ),
-            ],
-            implemented: true,
-            summary: "BFGS update with Hessian-vector products in place of gradient differences",
-        },
-        ComponentSpec {
-            name: "sr1",
-            params: &[
-                word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
-                boolean(
-                    "orthogonalize",
-                    true,
-                    "project probes off the current basis",
-                ),
-                float(
-                    "tol",
-                    1e-16,
-                    Range::NON_NEGATIVE,
-                    "skip updates with small |rᵀs|",
-                ),
-                boolean("inverse", false, "approximate the inverse Hessian"),
-                boolean("positive_only", false, "drop negative updates"),
-            ],
-            implemented: true,
-            summary: "symmetric rank-one update with Hessian-vector products",
-        },
-        ComponentSpec {
-            name: "empirical_fisher",
-            params: &[],
-            implemented: true,
-            summary: "per-sample gradients as correction columns (batch step)",
-        },
-        ComponentSpec {
-            name: "gauss_newton",
-            params: &[],
-            implemented: true,
-            summary: "per-residual gradients (Jacobian rows) as correction columns; gradient Jᵀr (batch step)",
-        },
-        ComponentSpec {
-            name: "unrolled_gauss_newton",
-            params: &[
-                int("history_size", 10, 1, "gradients in the unrolled Jacobian"),
-                boolean("adaptive", false, "subtract the minimum previous loss"),
-            ],
-            implemented: true,
-            summary: "experimental: gradient history as a Gauss-Newton Jacobian (needs the loss)",
-        },
-        ComponentSpec {
-            name: "covariance_times_loss",
-            params: &[boolean(
-                "adaptive",
-                true,
-                "subtract the minimum previous loss",
-            )],
-            implemented: true,
-            summary: "experimental: gradients scaled by the loss (needs the loss)",
-        },
-    ],
-    aliases: &[],
-};
+family! {
+    /// Every curvature the spec parser knows (docs/algorithm.md §2.1), in the order of the
+    /// README's component table.
+    pub static FAMILY = "curvature", aliases: &[];
+    members: covariance, hutchinson, bfgs, sr1, per_sample, unrolled_gauss_newton,
+        covariance_times_loss;
+    /// Creates the curvature `c`; `symmetrize` is the optimizer's setting (corrections Y·Zᵀ
+    /// become ¼(Y+Z)(Y+Z)ᵀ).
+    dispatch: pub fn build[B: Backend + 'static](c: &Component, symmetrize: bool) -> Result<Box<dyn Curvature<B>>>;
+    /// The buffers curvature `c` keeps and the shape of its corrections.
+    dispatch: pub fn state[](c: &Component, dims: &Dims) -> Declared;
+}

@@ -10,6 +10,40 @@ use crate::basis::{Basis, Correction};
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
 use std::marker::PhantomData;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::Declared;
+use crate::component::Component;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 2] = [
+    ComponentSpec {
+        name: "empirical_fisher",
+        params: &[],
+        summary: "per-sample gradients as correction columns (batch step)",
+    },
+    ComponentSpec {
+        name: "gauss_newton",
+        params: &[],
+        summary: "per-residual gradients (Jacobian rows) as correction columns; gradient Jᵀr (batch step)",
+    },
+];
+
+pub fn build<B: Backend + 'static>(c: &Component, _symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(match c.name() {
+        "empirical_fisher" => PerSample::<B>::fisher(),
+        _ => PerSample::<B>::gauss_newton(),
+    }))
+}
+
+/// Stateless; a correction has one column per sample of the batch.
+pub fn state(_c: &Component, _dims: &Dims) -> Declared {
+    Declared {
+        layout: Layout::new(),
+        columns: None,
+        paired: false,
+    }
+}
 
 pub struct PerSample<B> {
     /// Gauss-Newton (residual-weighted gradient) rather than empirical Fisher.

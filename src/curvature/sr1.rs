@@ -9,6 +9,45 @@ use crate::backend::Backend;
 use crate::basis::{Basis, Correction};
 use crate::component::Component;
 use crate::error::Result;
+use crate::component::ComponentSpec;
+use crate::state::layout::Dims;
+use super::{Curvature, Declared, Z_CHOICES};
+use super::hessian::Hessian;
+use crate::component::{Range, boolean, float, word};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "sr1",
+        params: &[
+            word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
+            boolean(
+                "orthogonalize",
+                true,
+                "project probes off the current basis",
+            ),
+            float(
+                "tol",
+                1e-16,
+                Range::NON_NEGATIVE,
+                "skip updates with small |rᵀs|",
+            ),
+            boolean("inverse", false, "approximate the inverse Hessian"),
+            boolean("positive_only", false, "drop negative updates"),
+        ],
+        summary: "symmetric rank-one update with Hessian-vector products",
+    },
+];
+
+pub fn build<B: Backend + 'static>(c: &Component, _symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(Hessian::new(c, Sr1::<B>::new(c))))
+}
+
+/// x_now and x_prev; a correction has at most two columns, kept as a pair unless
+/// symmetrized.
+pub fn state(_c: &Component, dims: &Dims) -> Declared {
+    super::hessian::declared(dims)
+}
 
 pub struct Sr1<B: Backend> {
     tol: f64,

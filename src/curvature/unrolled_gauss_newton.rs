@@ -11,6 +11,39 @@ use crate::basis::{Basis, Correction};
 use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::state::{Decoder, Encoder};
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::Declared;
+use crate::component::{boolean, int};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "unrolled_gauss_newton",
+        params: &[
+            int("history_size", 10, 1, "gradients in the unrolled Jacobian"),
+            boolean("adaptive", false, "subtract the minimum previous loss"),
+        ],
+        summary: "experimental: gradient history as a Gauss-Newton Jacobian (needs the loss)",
+    },
+];
+
+pub fn build<B: Backend + 'static>(c: &Component, _symmetrize: bool) -> Result<Box<dyn Curvature<B>>> {
+    Ok(Box::new(UnrolledGaussNewton::<B>::new(c)))
+}
+
+/// The gradients and losses held: the last history_size, plus those of the steps since the
+/// last correction (trimmed at the next step); the steps since the last correction and the
+/// minimum loss. A correction has the gradients since the previous one as its columns.
+pub fn state(c: &Component, dims: &Dims) -> Declared {
+    let held = c.usize("history_size").saturating_add(dims.update_freq) as u128;
+    let layout = Layout::new()
+        .vectors("gradients", held)
+        .f64s("losses", held)
+        .u64s("since_correction", 1u8)
+        .f64s("min_loss", 1u8);
+    Declared::columns(layout, dims.update_freq)
+}
 
 pub struct UnrolledGaussNewton<B: Backend> {
     history_size: usize,

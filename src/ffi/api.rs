@@ -259,8 +259,7 @@ pub unsafe extern "C" fn lre_optimizer_state_bound(
         let bytes = out(bytes, "bytes")?;
         // SAFETY: the caller passes a live optimizer.
         let opt = unsafe { optimizer(opt, "opt") }?;
-        let bound =
-            with_optimizer!(&opt.inner, o => crate::state::state_bound(o.config(), o.ndim()))?;
+        let bound = with_optimizer!(&opt.inner, o => o.state_bound())?;
         // SAFETY: `bytes` was checked by `out`.
         unsafe { pointers::write(bytes, bound) };
         Ok(())

@@ -11,6 +11,32 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{AMSGRAD, BETA1, BETA2, eps};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "adam",
+        params: &[BETA1, BETA2, eps(1e-8), AMSGRAD],
+        summary: "Adam in the basis (diagonal moments reprojected exactly)",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(Adam::new(c)))
+}
+
+/// t, the moments m and v, and v_max with AMSGrad.
+pub fn state(c: &Component, dims: &Dims) -> Layout {
+    let k = dims.rank as u128;
+    let layout = Layout::new().u64s("t", 1u8).f64s("m", k).f64s("v", k);
+    match c.opt_f64("amsgrad_beta") {
+        Some(_) => layout.f64s("v_max", k),
+        None => layout,
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdamState {

@@ -4,6 +4,28 @@
 use super::{Context, Inner};
 use crate::rng::Rng;
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use crate::component::Component;
+use crate::error::Result;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "cautious",
+        params: &[],
+        summary: "zero the entries whose sign disagrees with ĝ",
+    },
+];
+
+pub fn build(_c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(Cautious))
+}
+
+/// Stateless.
+pub fn state(_c: &Component, _dims: &Dims) -> Layout {
+    Layout::new()
+}
 
 pub struct Cautious;
 

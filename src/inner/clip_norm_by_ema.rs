@@ -13,6 +13,54 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use crate::component::{Range, boolean, float, opt_float};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "clip_norm_by_ema",
+        params: &[
+            float("beta", 0.99, Range::BETA, "decay of the EMA of updates"),
+            opt_float(
+                "max_growth",
+                Some(1.2),
+                Range::AT_LEAST_ONE,
+                "largest growth of the allowed norm per step",
+            ),
+            boolean(
+                "normalize",
+                false,
+                "rescale to the EMA's norm instead of only clipping",
+            ),
+            float(
+                "min_norm",
+                1e-2,
+                Range::POSITIVE,
+                "floor of the allowed norm",
+            ),
+            float(
+                "init",
+                1e-1,
+                Range::NON_NEGATIVE,
+                "the EMA starts at init × the first update",
+            ),
+        ],
+        summary: "clip (or, normalize=true, rescale) the update to the norm of its EMA",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(ClipNormByEma::new(c)))
+}
+
+/// The EMA of updates and the previous allowed norm.
+pub fn state(_c: &Component, dims: &Dims) -> Layout {
+    Layout::new()
+        .f64s("ema", dims.rank as u128)
+        .f64s("previous_norm", 1u8)
+}
 
 pub struct ClipNormByEma {
     beta: f64,

@@ -17,6 +17,38 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{BETA1, BETA2, eps};
+use crate::component::{Range, float};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "cubic_adam",
+        params: &[
+            BETA1,
+            BETA2,
+            float("beta3", 0.99, Range::BETA, "third-moment decay"),
+            eps(1e-8),
+        ],
+        summary: "Adam with a cubic model per coordinate",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(CubicAdam::new(c)))
+}
+
+/// t and the three moments.
+pub fn state(_c: &Component, dims: &Dims) -> Layout {
+    let k = dims.rank as u128;
+    Layout::new()
+        .u64s("t", 1u8)
+        .f64s("m1", k)
+        .f64s("m2", k)
+        .f64s("m3", k)
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CubicAdamState {

@@ -12,6 +12,74 @@ use super::reproject::norm;
 use super::{Context, Inner, SAFE_FLOOR};
 use crate::rng::Rng;
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use crate::component::{Component, Range, float};
+use crate::error::Result;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 6] = [
+    ComponentSpec {
+        name: "clip_norm",
+        params: &[float(
+            "max_norm",
+            1.0,
+            Range::POSITIVE,
+            "largest allowed norm",
+        )],
+        summary: "scale the update down to max_norm",
+    },
+    ComponentSpec {
+        name: "clip_value",
+        params: &[float(
+            "max_value",
+            0.2,
+            Range::POSITIVE,
+            "largest allowed |entry|",
+        )],
+        summary: "clamp every entry to [-max_value, max_value]",
+    },
+    ComponentSpec {
+        name: "copy_grad_sign",
+        params: &[],
+        summary: "|u| with the sign of ĝ",
+    },
+    ComponentSpec {
+        name: "sign",
+        params: &[],
+        summary: "sign(u)",
+    },
+    ComponentSpec {
+        name: "normalize",
+        params: &[],
+        summary: "u / ‖u‖",
+    },
+    ComponentSpec {
+        name: "nan_to_zero",
+        params: &[],
+        summary: "replace NaN and ±Inf by 0",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(match c.name() {
+        "clip_norm" => Elementwise::ClipNorm {
+            max_norm: c.f64("max_norm"),
+        },
+        "clip_value" => Elementwise::ClipValue {
+            max_value: c.f64("max_value"),
+        },
+        "copy_grad_sign" => Elementwise::CopyGradSign,
+        "sign" => Elementwise::Sign,
+        "normalize" => Elementwise::Normalize,
+        _ => Elementwise::NanToZero,
+    }))
+}
+
+/// Stateless.
+pub fn state(_c: &Component, _dims: &Dims) -> Layout {
+    Layout::new()
+}
 
 pub enum Elementwise {
     ClipNorm { max_norm: f64 },

@@ -8,6 +8,27 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use crate::component::{Range, float};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "ema",
+        params: &[float("beta", 0.9, Range::BETA, "decay")],
+        summary: "exponential moving average of the update (no debiasing)",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(Ema::new(c)))
+}
+
+/// The average e.
+pub fn state(_c: &Component, dims: &Dims) -> Layout {
+    Layout::new().f64s("e", dims.rank as u128)
+}
 
 pub struct Ema {
     beta: f64,

@@ -194,6 +194,25 @@ pub fn regularization(c: &Component, abs: bool) -> Regularization {
     }
 }
 
+/// The state every full-matrix member keeps: t, the first moment m, the k×k matrix, diag_max
+/// with AMSGrad, and the k×k preconditioner.
+pub fn state(
+    c: &crate::component::Component,
+    dims: &crate::state::layout::Dims,
+) -> crate::state::layout::Layout {
+    let k = dims.rank;
+    let square = crate::state::layout::cells(k, k);
+    let layout = crate::state::layout::Layout::new()
+        .u64s("t", 1u8)
+        .f64s("m", k as u128)
+        .f64s("matrix", square)
+        .f64s("preconditioner", square);
+    match c.opt_f64("amsgrad_beta") {
+        Some(_) => layout.f64s("diag_max", k as u128),
+        None => layout,
+    }
+}
+
 /// The `Inner` methods of a member whose whole state is `state: Option<FullMatrixState>` (with
 /// an `amsgrad_beta: Option<f64>` field): refresh, reprojection, save and load.
 macro_rules! full_matrix_state_methods {

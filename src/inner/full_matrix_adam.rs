@@ -15,6 +15,27 @@ use crate::component::Component;
 use crate::linalg::{Regularization, matrix_function};
 use crate::rng::Rng;
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{AMSGRAD, BETA1, BETA2, DAMPING, EIG_TOL, RDAMPING, eps};
+use crate::error::Result;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "full_matrix_adam",
+        params: &[BETA1, BETA2, eps(1e-8), AMSGRAD, EIG_TOL, DAMPING, RDAMPING],
+        summary: "Adam with a full k×k second moment",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(FullMatrixAdam::new(c)))
+}
+
+pub fn state(c: &Component, dims: &Dims) -> Layout {
+    super::full_matrix::state(c, dims)
+}
 
 pub struct FullMatrixAdam {
     beta1: f64,

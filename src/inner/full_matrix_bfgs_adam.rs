@@ -22,6 +22,48 @@ use crate::component::Component;
 use crate::linalg::{Regularization, inverse, mat_vec, matrix_function};
 use crate::rng::Rng;
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{AMSGRAD, BETA1, DAMPING, EIG_TOL, RDAMPING, eps};
+use crate::component::{Range, boolean, float, opt_float};
+use crate::error::Result;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "full_matrix_bfgs_adam",
+        params: &[
+            BETA1,
+            opt_float(
+                "beta2",
+                Some(0.99),
+                Range::BETA,
+                "decay of the BFGS matrix; none = no decay",
+            ),
+            eps(1e-6),
+            AMSGRAD,
+            EIG_TOL,
+            DAMPING,
+            RDAMPING,
+            float(
+                "tol",
+                1e-16,
+                Range::NON_NEGATIVE,
+                "skip updates with sᵀy < tol",
+            ),
+            boolean("use_eigh", false, "invert through an eigendecomposition"),
+        ],
+        summary: "Adam preconditioned by a k×k BFGS matrix",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(FullMatrixBfgsAdam::new(c)))
+}
+
+pub fn state(c: &Component, dims: &Dims) -> Layout {
+    super::full_matrix::state(c, dims)
+}
 
 pub struct FullMatrixBfgsAdam {
     beta1: f64,

@@ -20,6 +20,37 @@ use crate::component::Component;
 use crate::linalg::{Regularization, matrix_function};
 use crate::rng::Rng;
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{AMSGRAD, BETA1, BETA2, DAMPING, EIG_TOL, RDAMPING, eps};
+use crate::component::boolean;
+use crate::error::Result;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "full_matrix_hutchinson_adam",
+        params: &[
+            BETA1,
+            BETA2,
+            eps(1e-6),
+            AMSGRAD,
+            EIG_TOL,
+            DAMPING,
+            RDAMPING,
+            boolean("abs", true, "use |eigenvalues|"),
+        ],
+        summary: "Adam preconditioned by a full k×k Hutchinson Hessian",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(FullMatrixHutchinsonAdam::new(c)))
+}
+
+pub fn state(c: &Component, dims: &Dims) -> Layout {
+    super::full_matrix::state(c, dims)
+}
 
 pub struct FullMatrixHutchinsonAdam {
     beta1: f64,

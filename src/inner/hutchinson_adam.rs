@@ -26,6 +26,44 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{AMSGRAD, BETA1, BETA2, eps};
+use crate::component::boolean;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "hutchinson_adam",
+        params: &[
+            BETA1,
+            BETA2,
+            eps(1e-8),
+            AMSGRAD,
+            boolean("square", true, "AdaHessian-style squared estimate"),
+            boolean("zhz", true, "use z∘Hz instead of Hz"),
+        ],
+        summary: "Adam with a Hutchinson diagonal Hessian estimate (SophiaH/AdaHessian)",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(HutchinsonAdam::new(c)))
+}
+
+/// t, samples, the moments m and d, and d_max with AMSGrad.
+pub fn state(c: &Component, dims: &Dims) -> Layout {
+    let k = dims.rank as u128;
+    let layout = Layout::new()
+        .u64s("t", 1u8)
+        .u64s("samples", 1u8)
+        .f64s("m", k)
+        .f64s("d", k);
+    match c.opt_f64("amsgrad_beta") {
+        Some(_) => layout.f64s("d_max", k),
+        None => layout,
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HutchinsonAdamState {

@@ -6,6 +6,34 @@
 use super::{Context, Inner};
 use crate::rng::Rng;
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use crate::component::Component;
+use crate::error::Result;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 2] = [
+    ComponentSpec {
+        name: "l_inv_sqrt",
+        params: &[],
+        summary: "u / sqrt(L): full-matrix AdaGrad in the subspace (covariance curvatures)",
+    },
+    ComponentSpec {
+        name: "l_inv",
+        params: &[],
+        summary: "u / L: a Newton step in the subspace (Hessian curvatures)",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    let power = if c.name() == "l_inv" { 1.0 } else { 0.5 };
+    Ok(Box::new(LInv::new(power)))
+}
+
+/// Stateless.
+pub fn state(_c: &Component, _dims: &Dims) -> Layout {
+    Layout::new()
+}
 
 pub struct LInv {
     power: f64,

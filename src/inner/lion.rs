@@ -13,6 +13,32 @@ use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use super::{BETA1, BETA2};
+use crate::component::boolean;
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 1] = [
+    ComponentSpec {
+        name: "lion",
+        params: &[
+            BETA1,
+            BETA2,
+            boolean("cautious", false, "zero entries that disagree with ĝ"),
+        ],
+        summary: "Lion (sign of interpolated momentum)",
+    },
+];
+
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(Lion::new(c)))
+}
+
+/// The momentum m.
+pub fn state(_c: &Component, dims: &Dims) -> Layout {
+    Layout::new().f64s("m", dims.rank as u128)
+}
 
 pub struct Lion {
     beta1: f64,

@@ -2,32 +2,17 @@
 //! projected gradient ĝ, the current eigenvalues and, when the basis changes, C = Q_newᵀQ_old
 //! (ALGORITHM.md §5).
 
-pub mod adam;
-pub mod cautious;
 pub mod chain;
-pub mod clip_norm_by_ema;
-pub mod cubic_adam;
-pub mod elementwise;
-pub mod ema;
 pub mod full_matrix;
-pub mod full_matrix_adam;
-pub mod full_matrix_bfgs_adam;
-pub mod full_matrix_hutchinson_adam;
-pub mod hutchinson_adam;
-pub mod l_inv;
-pub mod lion;
-pub mod natural_gradient;
 pub mod reproject;
 
 pub use chain::Chain;
 
-use elementwise::Elementwise;
-
-use crate::component::{
-    Alias, Component, ComponentSpec, Family, Range, Value, boolean, float, opt_float,
-};
+use crate::component::{Component, Range, Value, float, opt_float};
 use crate::error::Result;
+use crate::family::{Alias, family};
 use crate::rng::Rng;
+use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
@@ -118,41 +103,6 @@ pub trait Inner: Send {
     }
 }
 
-/// Creates the inner optimizer `c`.
-pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
-    match c.name() {
-        "adam" => Ok(Box::new(adam::Adam::new(c))),
-        "cautious" => Ok(Box::new(cautious::Cautious)),
-        "ema" => Ok(Box::new(ema::Ema::new(c))),
-        "clip_norm_by_ema" => Ok(Box::new(clip_norm_by_ema::ClipNormByEma::new(c))),
-        "l_inv" => Ok(Box::new(l_inv::LInv::new(1.0))),
-        "l_inv_sqrt" => Ok(Box::new(l_inv::LInv::new(0.5))),
-        "full_matrix_adam" => Ok(Box::new(full_matrix_adam::FullMatrixAdam::new(c))),
-        "hutchinson_adam" => Ok(Box::new(hutchinson_adam::HutchinsonAdam::new(c))),
-        "full_matrix_hutchinson_adam" => Ok(Box::new(
-            full_matrix_hutchinson_adam::FullMatrixHutchinsonAdam::new(c),
-        )),
-        "full_matrix_bfgs_adam" => Ok(Box::new(full_matrix_bfgs_adam::FullMatrixBfgsAdam::new(c))),
-        "cubic_adam" => Ok(Box::new(cubic_adam::CubicAdam::new(c))),
-        "lion" => Ok(Box::new(lion::Lion::new(c))),
-        "clip_norm" => Ok(Box::new(Elementwise::ClipNorm {
-            max_norm: c.f64("max_norm"),
-        })),
-        "clip_value" => Ok(Box::new(Elementwise::ClipValue {
-            max_value: c.f64("max_value"),
-        })),
-        "copy_grad_sign" => Ok(Box::new(Elementwise::CopyGradSign)),
-        "sign" => Ok(Box::new(Elementwise::Sign)),
-        "normalize" => Ok(Box::new(Elementwise::Normalize)),
-        "nan_to_zero" => Ok(Box::new(Elementwise::NanToZero)),
-        // One member under both names (§5.15).
-        "natural_gradient" | "gauss_newton" => {
-            Ok(Box::new(natural_gradient::NaturalGradient::new(c)))
-        }
-        other => Err(FAMILY.unsupported(other)),
-    }
-}
-
 const BETA1: crate::component::ParamSpec = float("beta1", 0.9, Range::BETA, "first-moment decay");
 const BETA2: crate::component::ParamSpec = float("beta2", 0.99, Range::BETA, "second-moment decay");
 const AMSGRAD: crate::component::ParamSpec = opt_float(
@@ -184,224 +134,19 @@ const fn eps(default: f64) -> crate::component::ParamSpec {
     float("eps", default, Range::POSITIVE, "added to the denominator")
 }
 
-/// Every inner optimizer the spec parser knows (ALGORITHM.md §5).
-pub static FAMILY: Family = Family {
-    what: "inner optimizer",
-    components: &[
-        ComponentSpec {
-            name: "adam",
-            params: &[BETA1, BETA2, eps(1e-8), AMSGRAD],
-            implemented: true,
-            summary: "Adam in the basis (diagonal moments reprojected exactly)",
-        },
-        ComponentSpec {
-            name: "full_matrix_adam",
-            params: &[BETA1, BETA2, eps(1e-8), AMSGRAD, EIG_TOL, DAMPING, RDAMPING],
-            implemented: true,
-            summary: "Adam with a full k×k second moment",
-        },
-        ComponentSpec {
-            name: "hutchinson_adam",
-            params: &[
-                BETA1,
-                BETA2,
-                eps(1e-8),
-                AMSGRAD,
-                boolean("square", true, "AdaHessian-style squared estimate"),
-                boolean("zhz", true, "use z∘Hz instead of Hz"),
-            ],
-            implemented: true,
-            summary: "Adam with a Hutchinson diagonal Hessian estimate (SophiaH/AdaHessian)",
-        },
-        ComponentSpec {
-            name: "full_matrix_hutchinson_adam",
-            params: &[
-                BETA1,
-                BETA2,
-                eps(1e-6),
-                AMSGRAD,
-                EIG_TOL,
-                DAMPING,
-                RDAMPING,
-                boolean("abs", true, "use |eigenvalues|"),
-            ],
-            implemented: true,
-            summary: "Adam preconditioned by a full k×k Hutchinson Hessian",
-        },
-        ComponentSpec {
-            name: "full_matrix_bfgs_adam",
-            params: &[
-                BETA1,
-                opt_float(
-                    "beta2",
-                    Some(0.99),
-                    Range::BETA,
-                    "decay of the BFGS matrix; none = no decay",
-                ),
-                eps(1e-6),
-                AMSGRAD,
-                EIG_TOL,
-                DAMPING,
-                RDAMPING,
-                float(
-                    "tol",
-                    1e-16,
-                    Range::NON_NEGATIVE,
-                    "skip updates with sᵀy < tol",
-                ),
-                boolean("use_eigh", false, "invert through an eigendecomposition"),
-            ],
-            implemented: true,
-            summary: "Adam preconditioned by a k×k BFGS matrix",
-        },
-        ComponentSpec {
-            name: "cubic_adam",
-            params: &[
-                BETA1,
-                BETA2,
-                float("beta3", 0.99, Range::BETA, "third-moment decay"),
-                eps(1e-8),
-            ],
-            implemented: true,
-            summary: "Adam with a cubic model per coordinate",
-        },
-        ComponentSpec {
-            name: "lion",
-            params: &[
-                BETA1,
-                BETA2,
-                boolean("cautious", false, "zero entries that disagree with ĝ"),
-            ],
-            implemented: true,
-            summary: "Lion (sign of interpolated momentum)",
-        },
-        ComponentSpec {
-            name: "ema",
-            params: &[float("beta", 0.9, Range::BETA, "decay")],
-            implemented: true,
-            summary: "exponential moving average of the update (no debiasing)",
-        },
-        ComponentSpec {
-            name: "cautious",
-            params: &[],
-            implemented: true,
-            summary: "zero the entries whose sign disagrees with ĝ",
-        },
-        ComponentSpec {
-            name: "clip_norm",
-            params: &[float(
-                "max_norm",
-                1.0,
-                Range::POSITIVE,
-                "largest allowed norm",
-            )],
-            implemented: true,
-            summary: "scale the update down to max_norm",
-        },
-        ComponentSpec {
-            name: "clip_value",
-            params: &[float(
-                "max_value",
-                0.2,
-                Range::POSITIVE,
-                "largest allowed |entry|",
-            )],
-            implemented: true,
-            summary: "clamp every entry to [-max_value, max_value]",
-        },
-        ComponentSpec {
-            name: "clip_norm_by_ema",
-            params: &[
-                float("beta", 0.99, Range::BETA, "decay of the EMA of updates"),
-                opt_float(
-                    "max_growth",
-                    Some(1.2),
-                    Range::AT_LEAST_ONE,
-                    "largest growth of the allowed norm per step",
-                ),
-                boolean(
-                    "normalize",
-                    false,
-                    "rescale to the EMA's norm instead of only clipping",
-                ),
-                float(
-                    "min_norm",
-                    1e-2,
-                    Range::POSITIVE,
-                    "floor of the allowed norm",
-                ),
-                float(
-                    "init",
-                    1e-1,
-                    Range::NON_NEGATIVE,
-                    "the EMA starts at init × the first update",
-                ),
-            ],
-            implemented: true,
-            summary: "clip (or, normalize=true, rescale) the update to the norm of its EMA",
-        },
-        ComponentSpec {
-            name: "copy_grad_sign",
-            params: &[],
-            implemented: true,
-            summary: "|u| with the sign of ĝ",
-        },
-        ComponentSpec {
-            name: "l_inv_sqrt",
-            params: &[],
-            implemented: true,
-            summary: "u / sqrt(L): full-matrix AdaGrad in the subspace (covariance curvatures)",
-        },
-        ComponentSpec {
-            name: "l_inv",
-            params: &[],
-            implemented: true,
-            summary: "u / L: a Newton step in the subspace (Hessian curvatures)",
-        },
-        ComponentSpec {
-            name: "sign",
-            params: &[],
-            implemented: true,
-            summary: "sign(u)",
-        },
-        ComponentSpec {
-            name: "normalize",
-            params: &[],
-            implemented: true,
-            summary: "u / ‖u‖",
-        },
-        ComponentSpec {
-            name: "nan_to_zero",
-            params: &[],
-            implemented: true,
-            summary: "replace NaN and ±Inf by 0",
-        },
-        ComponentSpec {
-            name: "natural_gradient",
-            params: &[float(
-                "reg",
-                1e-8,
-                Range::NON_NEGATIVE,
-                "Tikhonov regularization",
-            )],
-            implemented: true,
-            summary: "least-squares natural gradient from per-sample gradients",
-        },
-        ComponentSpec {
-            name: "gauss_newton",
-            params: &[float(
-                "reg",
-                1e-8,
-                Range::NON_NEGATIVE,
-                "Tikhonov regularization",
-            )],
-            implemented: true,
-            summary: "least-squares Gauss-Newton step from per-residual gradients",
-        },
-    ],
-    aliases: &[Alias {
+family! {
+    /// Every inner optimizer the spec parser knows (docs/algorithm.md §5), in the order of the
+    /// README's component table.
+    pub static FAMILY = "inner optimizer", aliases: &[Alias {
         name: "normalize_by_ema",
         target: "clip_norm_by_ema",
         preset: &[("normalize", Value::Bool(true))],
-    }],
-};
+    }];
+    members: adam, full_matrix_adam, hutchinson_adam, full_matrix_hutchinson_adam,
+        full_matrix_bfgs_adam, cubic_adam, lion, ema, cautious, elementwise, clip_norm_by_ema,
+        l_inv, natural_gradient;
+    /// Creates the inner optimizer `c`.
+    dispatch: pub fn build[](c: &Component) -> Result<Box<dyn Inner>>;
+    /// The buffers inner optimizer `c` keeps at basis size `dims.rank`.
+    dispatch: pub fn state[](c: &Component, dims: &Dims) -> Layout;
+}

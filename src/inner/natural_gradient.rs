@@ -21,6 +21,43 @@ use crate::linalg::{Regularization, mat_vec, matrix_function, mul};
 use crate::rng::Rng;
 use crate::state::{Decoder, Encoder, get_matrix, put_matrix};
 use faer::Mat;
+use crate::component::ComponentSpec;
+use crate::state::layout::{Dims, Layout};
+use crate::component::{Range, float};
+
+/// The component(s) this file implements.
+pub static COMPONENTS: [ComponentSpec; 2] = [
+    ComponentSpec {
+        name: "natural_gradient",
+        params: &[float(
+            "reg",
+            1e-8,
+            Range::NON_NEGATIVE,
+            "Tikhonov regularization",
+        )],
+        summary: "least-squares natural gradient from per-sample gradients",
+    },
+    ComponentSpec {
+        name: "gauss_newton",
+        params: &[float(
+            "reg",
+            1e-8,
+            Range::NON_NEGATIVE,
+            "Tikhonov regularization",
+        )],
+        summary: "least-squares Gauss-Newton step from per-residual gradients",
+    },
+];
+
+/// One member under both names (docs/algorithm.md §5.15).
+pub fn build(c: &Component) -> Result<Box<dyn Inner>> {
+    Ok(Box::new(NaturalGradient::new(c)))
+}
+
+/// The last batch's projected Jacobian: its size follows the batch.
+pub fn state(_c: &Component, _dims: &Dims) -> Layout {
+    Layout::new().batch_sized("jacobian")
+}
 
 pub struct NaturalGradient {
     reg: f64,

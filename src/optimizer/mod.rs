@@ -5,7 +5,10 @@
 //! * `checkpoint.rs` — saving and loading the complete state.
 
 mod checkpoint;
+mod layout;
 mod step;
+
+pub use layout::{declare, state_bound};
 
 use crate::backend::{Backend, Cpu, Scalar};
 use crate::basis::{self, Basis};
@@ -15,6 +18,7 @@ use crate::error::{Error, Result, Status};
 use crate::inner::{self, Chain};
 use crate::rng::Rng;
 use crate::spec::{Config, Device};
+use crate::state::layout::Layout;
 use step::{Pending, Scratch};
 
 /// An LRE optimizer on backend `B`.
@@ -43,6 +47,8 @@ pub struct Optimizer<B: Backend> {
     /// over the basis, so they are formed only when used).
     chain_needs_hessian: bool,
     chain_needs_jacobian: bool,
+    /// Every buffer this optimizer can keep, as its components declare them.
+    layout: Layout,
 }
 
 /// The CPU optimizer for element type `T` (f32 or f64).
@@ -79,7 +85,15 @@ impl<B: Backend + 'static> Optimizer<B> {
     /// Creates an optimizer from a parsed configuration on a ready backend.
     pub fn new(config: Config, backend: B) -> Result<Self> {
         let curvature = curvature::build(&config.curvature, config.symmetrize)?;
-        let basis = basis::build_seeded(&config.basis, &backend, config.seed)?;
+        let n = backend.ndim();
+        let layout = layout::declare(&config, n);
+        if layout
+            .vector_bytes(n, layout::params_elem(config.dtype))
+            .is_none()
+        {
+            return Err(crate::state::layout::too_large(n));
+        }
+        let basis = basis::build_seeded(&config.basis, (&backend, config.seed))?;
         if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
             return Err(Error::spec(format!(
                 "curvature {} corrects the current approximation Q·diag(L)·Qᵀ, but basis {} has no \
@@ -117,12 +131,27 @@ impl<B: Backend + 'static> Optimizer<B> {
             last_basis_failure: None,
             chain_needs_hessian,
             chain_needs_jacobian,
+            layout,
         })
     }
 
     /// The configuration in use (its `Display` is the canonical spec).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Every buffer this optimizer can keep (names as in its state blob), at its largest.
+    pub fn state_layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The most bytes `save_state` can write for this optimizer's configuration and n.
+    pub fn state_bound(&self) -> Result<usize> {
+        self.layout.blob_bound(
+            self.ndim(),
+            layout::params_elem(self.config.dtype),
+            self.config.to_string().len(),
+        )
     }
 
     /// Number of parameters n.

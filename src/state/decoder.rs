@@ -224,6 +224,13 @@ impl<'b> Decoder<'b> {
         full
     }
 
+    /// Every buffer of the blob: full name, element type and shape (in name order).
+    pub fn buffers(&self) -> impl Iterator<Item = (&str, ElemType, &[usize])> {
+        self.entries
+            .iter()
+            .map(|(name, e)| (name.as_str(), e.elem, e.shape.as_slice()))
+    }
+
     /// Whether a buffer is present (optional state is simply absent).
     pub fn has(&self, name: &str) -> bool {
         self.entries.contains_key(&self.full_name(name))

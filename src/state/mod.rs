@@ -5,12 +5,11 @@
 //! Components write and read their own buffers through [`Encoder`] and [`Decoder`] under a
 //! name prefix ("basis/", "chain/0/", …); the optimizer adds its own.
 
-mod bound;
 mod decoder;
 mod encoder;
 pub mod file;
+pub mod layout;
 
-pub use bound::state_bound;
 pub use decoder::{Decoder, header_dtype};
 pub use encoder::Encoder;
 

@@ -1,0 +1,45 @@
+//! The optimizer's declared state: its own buffers, then the curvature's, the basis's and each
+//! chain member's, under the names `save_state` writes them with (docs/state-format.md).
+
+use crate::backend::Dtype;
+use crate::spec::Config;
+use crate::state::ElemType;
+use crate::state::layout::{Dims, Layout};
+use crate::{basis, curvature, inner};
+
+/// Every buffer an optimizer with this configuration and n can keep, at its largest.
+pub fn declare(config: &Config, n: usize) -> Layout {
+    let update_freq = usize::try_from(config.update_freq).unwrap_or(usize::MAX);
+    let mut dims = Dims::new(n, update_freq, config.symmetrize);
+    let curvature = curvature::state(&config.curvature, &dims);
+    dims.columns = curvature.columns;
+    dims.paired = curvature.paired;
+    let basis = basis::state(&config.basis, &dims);
+    dims.rank = basis.rank.min(n);
+    let own = Layout::new()
+        .u64s("step", 1u8)
+        .u64s("rank", 1u8)
+        .f64s("eigenvalues", dims.rank as u128)
+        .u64s("rng", 7u8);
+    let mut layout = Layout::new()
+        .nest("optimizer", own)
+        .nest("curvature", curvature.layout)
+        .nest("basis", basis.layout);
+    for (i, member) in config.chain.iter().enumerate() {
+        layout = layout.nest(&format!("chain/{i}"), inner::state(member, &dims));
+    }
+    layout
+}
+
+/// The element type of the n-sized buffers.
+pub fn params_elem(dtype: Dtype) -> ElemType {
+    match dtype {
+        Dtype::F32 => ElemType::F32,
+        Dtype::F64 => ElemType::F64,
+    }
+}
+
+/// The most bytes `save_state` can write for this configuration and n.
+pub fn state_bound(config: &Config, n: usize) -> crate::error::Result<usize> {
+    declare(config, n).blob_bound(n, params_elem(config.dtype), config.to_string().len())
+}
