@@ -94,10 +94,77 @@ typedef int32_t lre_status;
 #endif // __cplusplus
 
 /**
+ * What a state buffer's rows are.
+ */
+enum lre_buffer_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Small host data: `rows` elements, `cols` = 1.
+   */
+  LRE_BUFFER_HOST = 0,
+  /**
+   * n-sized: `rows` = n (the parameters' index), `cols` vectors, in the parameters' dtype.
+   */
+  LRE_BUFFER_VECTORS = 1,
+  /**
+   * Its size follows the batch of batch steps: `rows` = `cols` = `bytes` = 0.
+   */
+  LRE_BUFFER_BATCH_SIZED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lre_buffer_kind lre_buffer_kind;
+#else
+typedef uint32_t lre_buffer_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Element types (the codes of the state format).
+ */
+enum lre_dtype
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  LRE_DTYPE_F32 = 1,
+  LRE_DTYPE_F64 = 2,
+  LRE_DTYPE_U64 = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum lre_dtype lre_dtype;
+#else
+typedef uint32_t lre_dtype;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * An LRE optimizer (C: `lre_optimizer_t`). Create with `lre_optimizer_new`, destroy with
  * `lre_optimizer_free`. One handle must not be used by two threads at the same time.
  */
 typedef struct lre_optimizer_t lre_optimizer_t;
+
+/**
+ * One buffer of an optimizer's state, at its largest (`lre_optimizer_state_layout`).
+ */
+typedef struct {
+  /**
+   * NUL-terminated name, as in the state blob (e.g. "basis/window").
+   */
+  char name[64];
+  lre_buffer_kind kind;
+  lre_dtype dtype;
+  uint64_t rows;
+  uint64_t cols;
+  /**
+   * rows × cols × the element size.
+   */
+  uint64_t bytes;
+} lre_buffer_info;
 
 /**
  * Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
@@ -190,7 +257,9 @@ lre_status lre_optimizer_set_param(lre_optimizer_t *opt, const char *key, double
  * Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
  * columns the inner optimizer used in the last step; 0 before the first), "ndim",
  * "num_probes" (Hessian-vector products per update step), "update_freq", "init_steps",
- * "seed", "threads", "symmetrize" (1 or 0).
+ * "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64),
+ * "needs_loss" and "needs_samples" (1 if the curvature needs the loss set before each step, or
+ * per-sample gradients through the batch step).
  *
  * # Safety
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -270,6 +339,37 @@ lre_status lre_optimizer_save_file(const lre_optimizer_t *opt, const char *path)
  * `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
  */
 lre_status lre_optimizer_load_file(lre_optimizer_t *opt, const char *path);
+
+/**
+ * Describes every buffer the optimizer's state can hold, at its largest: the optimizer's own,
+ * then the curvature's, the basis's and each chain member's, as the components declare them
+ * (`lre_optimizer_state_bound` follows from the same declaration; a saved state holds a subset
+ * of these buffers, each no larger). `*len` receives the count; `buf` needs `cap >= *len`. With
+ * `buf == NULL` only `*len` is written.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `buf` is NULL or valid for `cap` elements; `len` is valid to
+ * write.
+ */
+lre_status lre_optimizer_state_layout(const lre_optimizer_t *opt,
+                                      lre_buffer_info *buf,
+                                      size_t cap,
+                                      size_t *len);
+
+/**
+ * Writes the canonical name of the optimizer's `"curvature"` or `"basis"` (e.g.
+ * "full_hutchinson_hessian") as a NUL-terminated string; `*len` receives its length without
+ * the NUL, and `buf` needs `cap >= *len + 1`. With `buf == NULL` only `*len` is written.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `family` is NULL or a NUL-terminated string; `buf` is NULL or
+ * valid for `cap` bytes; `len` is valid to write.
+ */
+lre_status lre_optimizer_component(const lre_optimizer_t *opt,
+                                   const char *family,
+                                   char *buf,
+                                   size_t cap,
+                                   size_t *len);
 
 /**
  * One step of an f32 optimizer: reads `grad` (ndim floats) and updates `params` (ndim floats)

@@ -97,6 +97,11 @@ fn c_hessian_split_and_batch_program_passes() {
 }
 
 #[test]
+fn c_describe_program_passes() {
+    run_program(&compile("describe_test.c", &[], "plain"), false);
+}
+
+#[test]
 fn c_threads_program_passes() {
     run_program(&compile("threads_test.c", &["-pthread"], "plain"), false);
 }
@@ -104,7 +109,12 @@ fn c_threads_program_passes() {
 #[test]
 fn c_programs_are_clean_under_valgrind() {
     // No leak and no invalid access, across the whole API surface the programs exercise.
-    for name in ["api_test.c", "state_test.c", "hessian_test.c"] {
+    for name in [
+        "api_test.c",
+        "state_test.c",
+        "hessian_test.c",
+        "describe_test.c",
+    ] {
         run_program(&compile(name, &[], "valgrind"), true);
     }
 }

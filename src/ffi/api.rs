@@ -176,12 +176,17 @@ const GETTABLE: &[&str] = &[
     "seed",
     "threads",
     "symmetrize",
+    "dtype",
+    "needs_loss",
+    "needs_samples",
 ];
 
 /// Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
 /// columns the inner optimizer used in the last step; 0 before the first), "ndim",
 /// "num_probes" (Hessian-vector products per update step), "update_freq", "init_steps",
-/// "seed", "threads", "symmetrize" (1 or 0).
+/// "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64),
+/// "needs_loss" and "needs_samples" (1 if the curvature needs the loss set before each step, or
+/// per-sample gradients through the batch step).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -210,6 +215,9 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
                 "seed" => c.seed as f64,
                 "threads" => c.threads as f64,
                 "symmetrize" => f64::from(u8::from(c.symmetrize)),
+                "dtype" => f64::from(super::describe::LreDtype::from(c.dtype) as u32),
+                "needs_loss" => f64::from(u8::from(o.requirements().loss)),
+                "needs_samples" => f64::from(u8::from(o.requirements().samples)),
                 k => return Err(Error::invalid(format!("unknown parameter \"{k}\"; keys: {}", GETTABLE.join(", ")))),
             }
         });
@@ -401,7 +409,7 @@ pub unsafe extern "C" fn lre_optimizer_load_file(
 ///
 /// # Safety
 /// `buf` is NULL or valid for `cap` writes of `T`; `len` came from `out`.
-unsafe fn copy_out<T: Copy>(
+pub(super) unsafe fn copy_out<T: Copy>(
     data: &[T],
     buf: *mut T,
     cap: usize,

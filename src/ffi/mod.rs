@@ -5,12 +5,14 @@
 //! * [`pointers`] — every raw pointer is checked and converted here, and only here.
 //! * [`handle`] — the opaque `lre_optimizer_t` and its dtype dispatch.
 //! * [`api`] — the exported functions: handles, parameters, introspection, state;
+//! * [`describe`] — what a binding asks instead of parsing the spec: components, state layout;
 //! * [`step`] — the step entry points (one-call, split, batch);
 //! * [`xla`] — XLA FFI custom-call handlers for JAX (not part of lre.h).
 //!
 //! `include/lre.h` is generated from them by cbindgen.
 
 pub mod api;
+pub mod describe;
 pub mod guard;
 pub mod handle;
 pub mod pointers;

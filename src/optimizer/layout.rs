@@ -1,7 +1,6 @@
 //! The optimizer's declared state: its own buffers, then the curvature's, the basis's and each
 //! chain member's, under the names `save_state` writes them with (docs/state-format.md).
 
-use crate::backend::Dtype;
 use crate::spec::Config;
 use crate::state::ElemType;
 use crate::state::layout::{Dims, Layout};
@@ -31,15 +30,7 @@ pub fn declare(config: &Config, n: usize) -> Layout {
     layout
 }
 
-/// The element type of the n-sized buffers.
-pub fn params_elem(dtype: Dtype) -> ElemType {
-    match dtype {
-        Dtype::F32 => ElemType::F32,
-        Dtype::F64 => ElemType::F64,
-    }
-}
-
 /// The most bytes `save_state` can write for this configuration and n.
 pub fn state_bound(config: &Config, n: usize) -> crate::error::Result<usize> {
-    declare(config, n).blob_bound(n, params_elem(config.dtype), config.to_string().len())
+    declare(config, n).blob_bound(n, ElemType::from(config.dtype), config.to_string().len())
 }

@@ -87,12 +87,19 @@ impl ElemType {
     }
 }
 
+impl From<crate::backend::Dtype> for ElemType {
+    /// The element type of n-sized buffers of that dtype.
+    fn from(dtype: crate::backend::Dtype) -> ElemType {
+        match dtype {
+            crate::backend::Dtype::F32 => ElemType::F32,
+            crate::backend::Dtype::F64 => ElemType::F64,
+        }
+    }
+}
+
 /// The element type of n-sized buffers of dtype `T`.
 pub fn elem_type_of<T: crate::backend::Scalar>() -> ElemType {
-    match T::DTYPE {
-        crate::backend::Dtype::F32 => ElemType::F32,
-        crate::backend::Dtype::F64 => ElemType::F64,
-    }
+    ElemType::from(T::DTYPE)
 }
 
 /// Element types of stored buffers (f32, f64 or u64): plain old data, written little-endian.
