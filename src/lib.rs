@@ -19,12 +19,18 @@
 //! Data flows one way: `ffi` → [`optimizer`] → [`curvature`] / [`basis`] / [`inner`] →
 //! [`backend`] / [`linalg`]. See README.md (Architecture).
 
+// `unsafe` lives only in the C boundary (`ffi`) and the CUDA backend (`backend::cuda`), which
+// allow it explicitly; anywhere else it does not compile.
+#![deny(unsafe_code)]
+
 pub mod backend;
 pub mod basis;
 pub mod component;
 pub mod curvature;
+pub mod elem;
 pub mod error;
 pub mod family;
+#[allow(unsafe_code)]
 pub mod ffi;
 pub mod inner;
 pub mod linalg;
@@ -33,7 +39,7 @@ pub mod rng;
 pub mod spec;
 pub mod state;
 
-pub use backend::Dtype;
+pub use elem::Dtype;
 pub use error::{Error, Result, Status};
 pub use optimizer::{CpuOptimizer, Optimizer};
 pub use spec::{Config, DEFAULT_SPEC};

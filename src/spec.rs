@@ -11,8 +11,8 @@
 //! Names and keys match case-insensitively with `_` and `-` ignored. Printing a `Config` gives
 //! the canonical spec with every default filled in; parsing it back gives the same `Config`.
 
-use crate::backend::Dtype;
 use crate::component::{Component, Kind, Value, format_number, normalize_name};
+use crate::elem::Dtype;
 use crate::error::{Error, Result};
 use crate::family::Family;
 use crate::{basis, curvature, inner};

@@ -519,7 +519,7 @@ fn check_declared(opt: &CpuOptimizer<f32>, blob: &[u8], context: &str) {
             .unwrap_or_else(|| panic!("{context}: saved buffer {name} is not declared"));
         assert_eq!(
             elem,
-            decl.elem(lre::state::ElemType::F32),
+            decl.elem(lre::elem::ElemType::F32),
             "{context}: {name}"
         );
         let elements: u128 = shape.iter().map(|&d| d as u128).product();

@@ -9,13 +9,14 @@
 
 pub mod cpu;
 #[cfg(feature = "cuda")]
+#[allow(unsafe_code)]
 pub mod cuda;
 pub mod normal;
 pub mod scalar;
 mod tall_qr;
 
 pub use cpu::Cpu;
-pub use scalar::{Dtype, Scalar};
+pub use scalar::Scalar;
 
 use crate::error::{Error, Result};
 use faer::{Mat, MatRef};

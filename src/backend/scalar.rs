@@ -1,26 +1,11 @@
-//! The two element types of n-sized buffers.
+//! The two element types of n-sized buffers, as the backends compute with them.
 
+use crate::elem::{Dtype, Element};
 use std::fmt;
-
-/// The optimizer's dtype: the element type of parameters, gradients and n-sized state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dtype {
-    F32,
-    F64,
-}
-
-impl fmt::Display for Dtype {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Dtype::F32 => "f32",
-            Dtype::F64 => "f64",
-        })
-    }
-}
 
 /// f32 or f64, converted to and from f64 for accumulation.
 pub trait Scalar:
-    Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static + crate::state::Element
+    Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static + Element
 {
     const DTYPE: Dtype;
     fn to_f64(self) -> f64;

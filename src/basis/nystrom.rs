@@ -13,7 +13,8 @@
 
 use super::sketch::{Method, Products, Sketched};
 use super::{Correction, Outcome};
-use crate::backend::{Backend, Dtype, Scalar};
+use crate::backend::{Backend, Scalar};
+use crate::elem::Dtype;
 use crate::component::Component;
 use crate::error::Result;
 use crate::linalg::{

@@ -28,8 +28,8 @@ use faer::Mat;
 /// (1.2e-4 in f32, 2.2e-13 in f64): below it the residual is rounding noise of B.
 pub fn span_tolerance<T: Scalar>() -> f64 {
     let eps = match T::DTYPE {
-        crate::backend::Dtype::F32 => f64::from(f32::EPSILON),
-        crate::backend::Dtype::F64 => f64::EPSILON,
+        crate::elem::Dtype::F32 => f64::from(f32::EPSILON),
+        crate::elem::Dtype::F64 => f64::EPSILON,
     };
     1e3 * eps
 }

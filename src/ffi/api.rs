@@ -5,7 +5,7 @@
 use super::guard::{guard, guard_value, last_error_ptr, static_cstr};
 use super::handle::{Handle, LreOptimizer, with_optimizer};
 use super::pointers::{self, optimizer, optimizer_mut, out};
-use crate::backend::Dtype;
+use crate::elem::Dtype;
 use crate::error::{Error, Result, Status};
 use crate::optimizer::CpuOptimizer;
 use crate::spec::{Config, parse_component};

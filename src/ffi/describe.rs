@@ -5,9 +5,9 @@ use super::api::copy_out;
 use super::guard::guard;
 use super::handle::{LreOptimizer, with_optimizer};
 use super::pointers::{self, optimizer, out};
-use crate::backend::Dtype;
+use crate::elem::Dtype;
+use crate::elem::ElemType;
 use crate::error::Error;
-use crate::state::ElemType;
 use crate::state::layout::{BufferDecl, Extent};
 use std::ffi::c_char;
 

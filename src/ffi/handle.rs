@@ -1,7 +1,7 @@
 //! The opaque handle behind `lre_optimizer_t`: an optimizer of either dtype.
 
 use crate::CpuOptimizer;
-use crate::backend::Dtype;
+use crate::elem::Dtype;
 use crate::error::{Error, Result};
 
 /// An LRE optimizer (C: `lre_optimizer_t`). Create with `lre_optimizer_new`, destroy with

@@ -1,8 +1,8 @@
 //! The optimizer's declared state: its own buffers, then the curvature's, the basis's and each
 //! chain member's, under the names `save_state` writes them with (docs/state-format.md).
 
+use crate::elem::ElemType;
 use crate::spec::Config;
-use crate::state::ElemType;
 use crate::state::layout::{Dims, Layout};
 use crate::{basis, curvature, inner};
 

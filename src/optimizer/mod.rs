@@ -88,7 +88,7 @@ impl<B: Backend + 'static> Optimizer<B> {
         let n = backend.ndim();
         let layout = layout::declare(&config, n);
         if layout
-            .vector_bytes(n, crate::state::ElemType::from(config.dtype))
+            .vector_bytes(n, crate::elem::ElemType::from(config.dtype))
             .is_none()
         {
             return Err(crate::state::layout::too_large(n));
@@ -149,7 +149,7 @@ impl<B: Backend + 'static> Optimizer<B> {
     pub fn state_bound(&self) -> Result<usize> {
         self.layout.blob_bound(
             self.ndim(),
-            crate::state::ElemType::from(self.config.dtype),
+            crate::elem::ElemType::from(self.config.dtype),
             self.config.to_string().len(),
         )
     }

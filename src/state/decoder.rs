@@ -2,8 +2,9 @@
 //! anything is allocated, so corrupt or hostile input is an `LRE_ERR_STATE`, never a panic or a
 //! huge allocation.
 
-use super::{ElemType, Element, FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END, read_le_into};
-use crate::backend::Dtype;
+use super::{FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END, read_le_into};
+use crate::elem::Dtype;
+use crate::elem::{ElemType, Element};
 use crate::error::{Error, Result, Status};
 use std::collections::BTreeMap;
 

@@ -1,8 +1,9 @@
 //! Writing a state blob to any `io::Write`, streaming (n-sized buffers go out a column at a
 //! time), with the CRC-32 computed on the way — or only counting its bytes.
 
-use super::{Element, FORMAT_VERSION, MAGIC, le_bytes};
-use crate::backend::Dtype;
+use super::{FORMAT_VERSION, MAGIC, le_bytes};
+use crate::elem::Dtype;
+use crate::elem::Element;
 use std::io::{self, Write};
 
 /// Writes the header and named buffers; `finish` appends the checksum.

@@ -6,7 +6,7 @@
 //! parameters and of [`Dims`]. Sizes are counted in `u128`, so no product of two `usize`
 //! values can wrap; [`Layout::blob_bound`] converts back with checked arithmetic.
 
-use super::ElemType;
+use crate::elem::ElemType;
 use crate::error::{Error, Result, Status};
 
 /// What a declaration may depend on besides the component's own parameters.

@@ -13,6 +13,8 @@ pub mod layout;
 pub use decoder::{Decoder, header_dtype};
 pub use encoder::Encoder;
 
+use crate::elem::Element;
+
 /// First bytes of every state blob.
 pub const MAGIC: &[u8; 8] = b"LRESTATE";
 
@@ -52,72 +54,6 @@ pub fn get_matrix(
 /// Tag before each buffer, and after the last one.
 pub const TAG_BUFFER: u8 = 1;
 pub const TAG_END: u8 = 0;
-
-/// Element types of stored buffers (their codes are part of the format).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ElemType {
-    F32 = 1,
-    F64 = 2,
-    U64 = 3,
-}
-
-impl ElemType {
-    pub fn from_code(code: u8) -> Option<ElemType> {
-        match code {
-            1 => Some(ElemType::F32),
-            2 => Some(ElemType::F64),
-            3 => Some(ElemType::U64),
-            _ => None,
-        }
-    }
-
-    pub fn size(self) -> usize {
-        match self {
-            ElemType::F32 => 4,
-            ElemType::U64 | ElemType::F64 => 8,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ElemType::F32 => "f32",
-            ElemType::F64 => "f64",
-            ElemType::U64 => "u64",
-        }
-    }
-}
-
-impl From<crate::backend::Dtype> for ElemType {
-    /// The element type of n-sized buffers of that dtype.
-    fn from(dtype: crate::backend::Dtype) -> ElemType {
-        match dtype {
-            crate::backend::Dtype::F32 => ElemType::F32,
-            crate::backend::Dtype::F64 => ElemType::F64,
-        }
-    }
-}
-
-/// The element type of n-sized buffers of dtype `T`.
-pub fn elem_type_of<T: crate::backend::Scalar>() -> ElemType {
-    ElemType::from(T::DTYPE)
-}
-
-/// Element types of stored buffers (f32, f64 or u64): plain old data, written little-endian.
-pub trait Element: Copy + Default + bytemuck::Pod {
-    const TYPE: ElemType;
-}
-
-impl Element for f32 {
-    const TYPE: ElemType = ElemType::F32;
-}
-
-impl Element for f64 {
-    const TYPE: ElemType = ElemType::F64;
-}
-
-impl Element for u64 {
-    const TYPE: ElemType = ElemType::U64;
-}
 
 /// The little-endian bytes of `data`: a view of its memory on little-endian machines (state
 /// blobs of n-sized buffers are hundreds of megabytes; they are not converted element-wise).
