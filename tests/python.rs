@@ -180,6 +180,7 @@ fn xla_ffi_mirror_matches_the_installed_jaxlib_header() {
         ("Metadata", c_api::EXTENSION_METADATA as usize),
         ("EXECUTE", c_api::STAGE_EXECUTE as usize),
         ("BUFFER", c_api::BUFFER as usize),
+        ("S32", c_api::DTYPE_S32 as usize),
         ("U8", c_api::DTYPE_U8 as usize),
         ("F32", c_api::DTYPE_F32 as usize),
         ("F64", c_api::DTYPE_F64 as usize),

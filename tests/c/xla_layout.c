@@ -52,8 +52,8 @@ int main(void) {
     printf("Metadata %d\n", (int)XLA_FFI_Extension_Metadata);
     printf("EXECUTE %d\n", (int)XLA_FFI_ExecutionStage_EXECUTE);
     printf("BUFFER %d\n", (int)XLA_FFI_ArgType_BUFFER);
-    printf("U8 %d\nF32 %d\nF64 %d\n", (int)XLA_FFI_DataType_U8, (int)XLA_FFI_DataType_F32,
-           (int)XLA_FFI_DataType_F64);
+    printf("S32 %d\nU8 %d\nF32 %d\nF64 %d\n", (int)XLA_FFI_DataType_S32, (int)XLA_FFI_DataType_U8,
+           (int)XLA_FFI_DataType_F32, (int)XLA_FFI_DataType_F64);
     printf("INVALID_ARGUMENT %d\nFAILED_PRECONDITION %d\nUNIMPLEMENTED %d\nINTERNAL %d\n",
            (int)XLA_FFI_Error_Code_INVALID_ARGUMENT, (int)XLA_FFI_Error_Code_FAILED_PRECONDITION,
            (int)XLA_FFI_Error_Code_UNIMPLEMENTED, (int)XLA_FFI_Error_Code_INTERNAL);

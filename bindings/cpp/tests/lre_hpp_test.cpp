@@ -260,7 +260,7 @@ static void test_state() {
     CHECK(blob.size() <= first.state_bound() && whole.state().size() <= whole.state_bound(),
           "state_bound() bounds the state");
     EXPECT_ERROR(LRE_ERR_UNSUPPORTED, "batch",
-                 lre::Optimizer("curvature=empirical_fisher", 6).state_bound());
+                 lre::Optimizer("curvature=empirical_fisher; chain=[natural_gradient]", 6).state_bound());
     first.save("lre_hpp_test.state");
 
     lre::Optimizer restored = lre::Optimizer::from_state(blob);

@@ -53,7 +53,7 @@ def test_every_header_function_and_status_is_declared():
     header = (REPO / "include/lre.h").read_text()
     functions = set(re.findall(r"^[\w ]+?\**\s*\b(lre_\w+)\(", header, re.M))
     assert functions == set(_library.SIGNATURES)
-    statuses = re.findall(r"^\s*(LRE_\w+) = (\d+),", header, re.M)
+    statuses = re.findall(r"^\s*(LRE_(?:OK|ERR_\w+)) = (\d+),", header, re.M)
     statuses = {name: int(value) for name, value in statuses}
     assert statuses == {s.name: s.value for s in Status}
     assert int(re.search(r"#define LRE_ABI_VERSION (\d+)", header).group(1)) == _library.ABI_VERSION
@@ -344,19 +344,52 @@ def test_params_chain_and_spec():
         Optimizer("basis=identity", N).eigenvalues()
     assert info.value.status == Status.LRE_ERR_UNSUPPORTED
     with pytest.raises(LREError) as info:
-        Optimizer("curvature=empirical_fisher", N).state_bound()
+        Optimizer("curvature=empirical_fisher; chain=[natural_gradient]", N).state_bound()
     assert info.value.status == Status.LRE_ERR_UNSUPPORTED
 
 
 def test_constructor_arguments():
     with pytest.raises(TypeError, match="needs n"):
         Optimizer("lr=0.1")
-    with pytest.raises(ValueError, match="n must be positive"):
-        Optimizer("", -1)
+    for n in (-1, 0, 2**64, 2**70):  # checked before any C call: size_t would wrap them
+        with pytest.raises(ValueError, match="n must be a positive integer below 2"):
+            Optimizer("", n)
+    # Representable but too large for the state: the library refuses it, naming n.
+    with pytest.raises(LREError, match="ndim = 4611686018427387904") as e:
+        Optimizer("", 2**62)
+    assert e.value.status == Status.LRE_ERR_INVALID_ARGUMENT
     with pytest.raises(TypeError):
         Optimizer("", 2.5)
     with pytest.raises(TypeError, match="spec must be a str"):
         Optimizer(b"lr=0.1", 4)
+
+
+def test_dtype_components_and_needs_come_from_the_library():
+    with Optimizer("DType = f64; curvature=FullHutchinsonHessian; basis=Eigen", 5) as opt:
+        assert opt.dtype == np.float64
+        assert opt.component("curvature") == "full_hutchinson_hessian"
+        assert opt.component("basis") == "eigen"
+        with pytest.raises(LREError, match="curvature or basis"):
+            opt.component("chain")
+    with Optimizer("curvature=unrolled_gauss_newton", 5) as opt:
+        assert opt.dtype == np.float32
+        assert (opt.get_param("needs_loss"), opt.get_param("needs_samples")) == (1, 0)
+
+
+def test_state_layout_describes_the_saved_buffers():
+    n = 50
+    with Optimizer("basis=ggt(history_size=4)", n) as opt:
+        layout = {b.name: b for b in opt.state_layout()}
+        window = layout["basis/window"]
+        assert (window.kind, window.dtype, window.rows, window.cols) == ("vectors", np.float32, n, 4)
+        assert window.bytes == n * 4 * 4
+        assert sum(b.bytes for b in layout.values()) < opt.state_bound()
+        x = np.ones(n, np.float32)
+        for _ in range(6):
+            opt.step(x, x.copy())
+        # The saved window is the declared one, at its largest once the window is full.
+        blob = opt.state()
+        assert window.bytes < len(blob) <= opt.state_bound()
 
 
 def test_close_is_idempotent_and_final():

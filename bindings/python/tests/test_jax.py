@@ -237,13 +237,92 @@ def test_chain_with_schedule_feeds_the_learning_rate_at_run_time():
     assert int(state[1].count) == 6
 
 
+def _run_with_a_bad_step(opt, bad_at, bad, hvp=False, steps=8):
+    """Steps `steps` times with the state donated; with `bad_at`, first steps once more at that
+    point with `bad` applied to the gradient (or, with `hvp`, to the HVP) and checks that the
+    step was skipped: zero updates and the old state's buffer reused."""
+    def update(params, state, poison):
+        grads, hvp_fn = lre.jax.grad_and_hvp(quadratic_loss, params)
+        if hvp:
+            hvp_fn = (lambda f: lambda t: jax.tree_util.tree_map(poison, f(t)))(hvp_fn)
+        else:
+            grads = jax.tree_util.tree_map(poison, grads)
+        return opt.update(grads, state, params, hvp_fn=hvp_fn if hvp else None)
+
+    step = jax.jit(update, static_argnums=(2,), donate_argnums=(1,))
+    params = make_params()
+    state = opt.init(params)
+    for t in range(steps):
+        if t == bad_at:
+            old = state
+            updates, state = step(params, state, bad)
+            assert old.blob.is_deleted(), "the donated state should have been reused"
+            assert all(not np.any(np.asarray(u)) for u in jax.tree_util.tree_leaves(updates))
+        updates, state = step(params, state, _unchanged)
+        params = optax.apply_updates(params, updates)
+    return params, state
+
+
+def _unchanged(a):
+    return a
+
+
+@pytest.mark.parametrize("spec, hvp", [
+    (SPEC, False),
+    ("curvature=full_hutchinson_hessian(orthogonalize=true); chain=[adam, l_inv]", True),
+])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_non_finite_step_is_skipped_and_the_donated_state_survives(spec, hvp, value):
+    opt = lre.jax.lre(spec, learning_rate=LR)
+    clean_params, clean = _run_with_a_bad_step(opt, None, None, hvp)
+    bad = lambda a: a.at[(0,) * a.ndim].set(value)  # noqa: E731
+    params, state = _run_with_a_bad_step(opt, 3, bad, hvp)
+    np.testing.assert_array_equal(flat(params), flat(clean_params))
+    assert lre.jax.to_c_state(state) == lre.jax.to_c_state(clean)
+    assert int(state.count) == int(clean.count) == 8  # the skipped step is not counted
+    assert int(lre.jax.skipped_steps(state)) == 1 and int(lre.jax.skipped_steps(clean)) == 0
+
+
+def test_mixed_dtype_trees_step_floats_in_float32_and_leave_integers():
+    rng = np.random.default_rng(4)
+    params = {"a": jnp.asarray(rng.normal(size=6), jnp.bfloat16),
+              "b": jnp.asarray(rng.normal(size=(2, 3)), jnp.float16),
+              "c": jnp.asarray(rng.normal(size=4), jnp.float32),
+              "steps": jnp.arange(3, dtype=jnp.int32)}
+    floats = ["a", "b", "c"]
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    state = opt.init(params)
+    core = lre.core.Optimizer(SPEC + f"; lr={LR}", 16)
+    step = jax.jit(opt.update)
+    for _ in range(4):
+        grads = {k: (v * 2 if k in floats else v) for k, v in params.items()}
+        x = np.concatenate([np.ravel(np.asarray(params[k], np.float32)) for k in floats])
+        g = np.concatenate([np.ravel(np.asarray(grads[k], np.float32)) for k in floats])
+        before = x.copy()
+        core.step(x, g)
+        updates, state = step(grads, state, params)
+        assert {k: u.dtype for k, u in updates.items()} == {k: p.dtype for k, p in params.items()}
+        np.testing.assert_array_equal(updates["steps"], np.zeros(3, np.int32))
+        expected = x - before
+        at = 0
+        for k in floats:
+            size = params[k].size
+            want = expected[at:at + size].reshape(params[k].shape).astype(params[k].dtype)
+            np.testing.assert_array_equal(np.asarray(updates[k]), np.asarray(want))
+            at += size
+        params = optax.apply_updates(params, updates)
+    assert lre.jax.to_c_state(state) == core.state()
+
+
 def test_wrong_inputs_are_refused_clearly():
     opt = lre.jax.lre(SPEC, learning_rate=LR)
     params = make_params()
     state = opt.init(params)
     grads = jax.grad(quadratic_loss)(params)
-    with pytest.raises(ValueError, match="17"):
+    with pytest.raises(ValueError, match="15 floating-point elements but params have 17"):
         opt.update({"w": grads["w"], "b": grads["b"][:3]}, state, params)
+    with pytest.raises(ValueError, match="structure"):
+        opt.update({"w": grads["w"]}, state, params)
     with pytest.raises(TypeError, match="int32"):
         opt.update(jax.tree_util.tree_map(lambda g: g.astype(jnp.int32), grads), state, params)
     with pytest.raises(ValueError, match="params"):
@@ -283,7 +362,7 @@ def test_default_capacity_is_the_library_bound():
     with lre.core.Optimizer(SPEC, 17) as core:
         assert opt.init(params).blob.shape == (16 + core.state_bound(),)
     with pytest.raises(lre.core.LREError, match="LRE_ERR_UNSUPPORTED"):
-        lre.jax.lre("curvature=empirical_fisher").init(params)
+        lre.jax.lre("curvature=empirical_fisher; chain=[natural_gradient]").init(params)
 
 
 # --- State exchange with the C++ wrapper -------------------------------------------------------

@@ -17,6 +17,7 @@ pub const STAGE_EXECUTE: i32 = 3;
 pub const BUFFER: i32 = 1;
 
 /// `XLA_FFI_DataType` values the handlers accept.
+pub const DTYPE_S32: i32 = 4;
 pub const DTYPE_U8: i32 = 6;
 pub const DTYPE_F32: i32 = 11;
 pub const DTYPE_F64: i32 = 12;

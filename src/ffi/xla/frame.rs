@@ -30,6 +30,10 @@ impl Element for u8 {
     const DTYPE: i32 = c_api::DTYPE_U8;
     const NAME: &'static str = "uint8";
 }
+impl Element for i32 {
+    const DTYPE: i32 = c_api::DTYPE_S32;
+    const NAME: &'static str = "int32";
+}
 impl Element for f32 {
     const DTYPE: i32 = c_api::DTYPE_F32;
     const NAME: &'static str = "float32";

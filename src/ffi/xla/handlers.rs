@@ -7,9 +7,11 @@
 //! that wrote it (u64; 0 when written elsewhere), the state blob of docs/state-format.md, then
 //! zeros up to the buffer's fixed capacity (lre.jax sizes it with `lre_optimizer_state_bound`).
 //!
-//! * `lre_xla_step(state, grads, params, learning_rate[, hvps]) -> (state', updates)`: one step;
-//!   `updates` = new params − params. With `hvps` (P × n, P ≥ the step's probe count) the step
-//!   is the split step's second phase.
+//! * `lre_xla_step(state, grads, params, learning_rate[, hvps]) -> (state', updates, skipped)`:
+//!   one step; `updates` = new params − params. With `hvps` (P × n, P ≥ the step's probe count)
+//!   the step is the split step's second phase. A non-finite gradient or HVP skips the step
+//!   instead of failing (a failed call would lose a donated state): state' = state, zero
+//!   updates and `skipped` (an int32 scalar) = 1.
 //! * `lre_xla_probes(state, grads) -> probes (P × n)`: the split step's first phase — the
 //!   vectors whose Hessian products `lre_xla_step` needs, zero rows beyond the step's count.
 //!
@@ -109,29 +111,77 @@ fn wrong_float(name: &str, code: i32) -> Error {
 fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
     // Everything is read before any result is written: the state result aliases the state
     // argument (XLA passes the same memory, donated or copied).
-    let (input, old_len, opt, moved) = {
+    let (input, old_len, outcome) = {
         let buffer = f.arg::<u8>(0, "state", None)?;
         let (token, blob) = split_state(buffer)?;
         let mut opt = match memo::take::<T>(token, blob) {
             Some(kept) => kept,
             None => CpuOptimizer::<T>::from_state(blob)?,
         };
-        let old_len = blob.len();
         let n = opt.ndim();
         let grads = f.arg::<T>(1, "grads", Some(n))?;
         let params = f.arg::<T>(2, "params", Some(n))?;
+        let saved_lr = opt.config().lr;
         opt.set_lr(learning_rate(f)?)?;
         let mut x = params.to_vec();
-        if f.num_args() > 4 {
-            let count = opt.begin(grads)?;
-            let rows = hvp_rows::<T>(f, n, count)?;
-            opt.finish(&mut x, &rows)?;
+        let stepped = if f.num_args() > 4 {
+            opt.begin(grads).and_then(|count| {
+                let rows = hvp_rows::<T>(f, n, count)?;
+                opt.finish(&mut x, &rows)
+            })
         } else {
-            opt.step(&mut x, grads)?;
-        }
-        ((buffer.as_ptr(), buffer.len()), old_len, opt, x)
+            opt.step(&mut x, grads)
+        };
+        // The optimizer and the moved params; None for a skipped step.
+        let outcome = match stepped {
+            Ok(()) => Some((opt, x)),
+            // Raising would lose a donated state: the step is skipped and counted instead. The
+            // optimizer is still the blob's (a failed step changes nothing; lr is put back).
+            Err(e) if e.status == Status::LRE_ERR_NUMERICAL => {
+                opt.cancel();
+                opt.set_lr(saved_lr)?;
+                memo::put_back(token, opt, blob);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        ((buffer.as_ptr(), buffer.len()), blob.len(), outcome)
     };
     let (input_ptr, capacity) = input;
+    let n = f.result_len(1, "updates")?;
+    let skipped = outcome.is_none();
+    match outcome {
+        Some((opt, moved)) => {
+            write_state(f, opt, input_ptr, capacity, old_len)?;
+            // updates = new params − params, straight into its result (which aliases no
+            // argument).
+            let params = f.arg::<T>(2, "params", Some(moved.len()))?;
+            let updates = f.result::<T>(1, "updates", moved.len())?;
+            for ((u, a), b) in updates.iter_mut().zip(&moved).zip(params) {
+                *u = T::from_f64(a.to_f64() - b.to_f64());
+            }
+        }
+        None => {
+            let out = f.result::<u8>(0, "state", capacity)?;
+            if !std::ptr::eq(input_ptr, out.as_ptr()) {
+                out.copy_from_slice(f.arg::<u8>(0, "state", Some(capacity))?);
+            }
+            f.result::<T>(1, "updates", n)?.fill(T::default());
+        }
+    }
+    f.result::<i32>(2, "skipped", 1)?[0] = i32::from(skipped);
+    Ok(())
+}
+
+/// Writes `opt`'s state into the state result (capacity bytes; `input_ptr` is the state
+/// argument's memory, whose old blob had `old_len` bytes) and keeps `opt` for the next call.
+fn write_state<T: Keep>(
+    f: &Frame<'_>,
+    opt: CpuOptimizer<T>,
+    input_ptr: *const u8,
+    capacity: usize,
+    old_len: usize,
+) -> Result<()> {
     let new_len = opt.state_size() as usize;
     if PREFIX + new_len > capacity {
         return Err(Error::new(
@@ -160,12 +210,6 @@ fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
         padding.len()
     };
     padding[..dirty].fill(0);
-    // updates = new params − params, straight into its result (which aliases no argument).
-    let params = f.arg::<T>(2, "params", Some(moved.len()))?;
-    let updates = f.result::<T>(1, "updates", moved.len())?;
-    for ((u, a), b) in updates.iter_mut().zip(&moved).zip(params) {
-        *u = T::from_f64(a.to_f64() - b.to_f64());
-    }
     Ok(())
 }
 
@@ -175,10 +219,14 @@ fn probes_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
         Some(kept) => kept,
         None => CpuOptimizer::<T>::from_state(blob)?,
     };
-    // The probes result aliases no argument: the rows go straight into it.
+    // The probes result aliases no argument: the rows go straight into it. Non-finite grads
+    // give zero probes; the step call then skips the step.
     let written = f
         .arg::<T>(1, "grads", Some(opt.ndim()))
-        .and_then(|grads| opt.begin(grads))
+        .and_then(|grads| match opt.begin(grads) {
+            Err(e) if e.status == Status::LRE_ERR_NUMERICAL => Ok(0),
+            other => other,
+        })
         .and_then(|count| write_probes(f, &opt, count));
     // Beginning and cancelling changes nothing, so the optimizer still is this blob's: the step
     // call that absorbs the products finds it.

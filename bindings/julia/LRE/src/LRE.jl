@@ -108,13 +108,14 @@ end
 
 # Wraps a handle fresh from the library; its element type and size are read from the handle.
 function own(ptr::Ptr{Cvoid})
-    spec_text, n = try
-        (read_spec(ptr), get_param(ptr, "ndim"))
+    dtype, n = try
+        (get_param(ptr, "dtype"), get_param(ptr, "ndim"))
     catch
         ccall((:lre_optimizer_free, libLRE), Cvoid, (Ptr{Cvoid},), ptr)
         rethrow()
     end
-    T = occursin(r"(^|; )dtype=f64(;|$)", spec_text) ? Float64 : Float32
+    # An lre_dtype code: LRE_DTYPE_F32 = 1, LRE_DTYPE_F64 = 2.
+    T = dtype == 2 ? Float64 : Float32
     return Optimizer{T}(ptr, Int(n))
 end
 

@@ -16,6 +16,20 @@ class lre_optimizer_t(ctypes.Structure):
 
 
 OptPtr = POINTER(lre_optimizer_t)
+
+
+class lre_buffer_info(ctypes.Structure):
+    """One buffer of an optimizer's state (lre_optimizer_state_layout)."""
+
+    _fields_ = [
+        ("name", c_char * 64),
+        ("kind", c_uint32),
+        ("dtype", c_uint32),
+        ("rows", ctypes.c_uint64),
+        ("cols", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+    ]
+
 HVP_F32 = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_float), POINTER(c_float), c_size_t)
 HVP_F64 = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_double), POINTER(c_double), c_size_t)
 
@@ -41,6 +55,10 @@ SIGNATURES = {
     "lre_optimizer_from_state": (_status, [_u8p, c_size_t, POINTER(OptPtr)]),
     "lre_optimizer_save_file": (_status, [OptPtr, c_char_p]),
     "lre_optimizer_load_file": (_status, [OptPtr, c_char_p]),
+    "lre_optimizer_state_layout": (
+        _status, [OptPtr, POINTER(lre_buffer_info), c_size_t, POINTER(c_size_t)]),
+    "lre_optimizer_component": (
+        _status, [OptPtr, c_char_p, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     "lre_optimizer_step_f32": (_status, [OptPtr, _f32p, _f32p, HVP_F32, c_void_p]),
     "lre_optimizer_step_f64": (_status, [OptPtr, _f64p, _f64p, HVP_F64, c_void_p]),
     "lre_optimizer_begin_f32": (_status, [OptPtr, _f32p, POINTER(c_size_t)]),

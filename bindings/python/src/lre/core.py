@@ -6,7 +6,6 @@ import ctypes
 import enum
 import operator
 import os
-import re
 import weakref
 from typing import Callable, NamedTuple, Optional
 
@@ -93,11 +92,28 @@ def _entries(suffix: str, dtype, ctype, hvp) -> _Entries:
     return _Entries(np.dtype(dtype), ctypes.POINTER(ctype), hvp, *functions)
 
 
-# Keyed by the spec's dtype setting.
+# Keyed by the optimizer's dtype code (get_param("dtype"): an lre_dtype).
 _ENTRIES = {
-    "f32": _entries("f32", np.float32, ctypes.c_float, _library.HVP_F32),
-    "f64": _entries("f64", np.float64, ctypes.c_double, _library.HVP_F64),
+    1: _entries("f32", np.float32, ctypes.c_float, _library.HVP_F32),
+    2: _entries("f64", np.float64, ctypes.c_double, _library.HVP_F64),
 }
+
+_DTYPE_CODES = {1: np.dtype(np.float32), 2: np.dtype(np.float64), 3: np.dtype(np.uint64)}
+_BUFFER_KINDS = {0: "host", 1: "vectors", 2: "batch_sized"}
+
+
+class BufferInfo(NamedTuple):
+    """One buffer of an optimizer's state at its largest (`Optimizer.state_layout()`): its name in
+    the state blob, its kind ("vectors": `rows` = n and `cols` n-vectors in the params' dtype;
+    "host": `rows` small elements; "batch_sized": as large as the batch, no fixed size), element
+    type and bytes."""
+
+    name: str
+    kind: str
+    dtype: np.dtype
+    rows: int
+    cols: int
+    bytes: int
 
 
 def _bytes(blob):
@@ -126,8 +142,8 @@ class Optimizer:
         if not isinstance(spec, str):
             raise TypeError(f"spec must be a str, got {type(spec).__name__}")
         n = operator.index(n)
-        if n < 1:  # size_t would wrap a negative n
-            raise ValueError(f"n must be positive, got {n}")
+        if not 1 <= n < 2**64:  # size_t would wrap it
+            raise ValueError(f"n must be a positive integer below 2**64, got {n}")
         handle = _library.OptPtr()
         _check(_lib.lre_optimizer_new(spec.encode(), n, ctypes.byref(handle)))
         self._adopt(handle)
@@ -148,11 +164,10 @@ class Optimizer:
         self._free = weakref.finalize(self, _lib.lre_optimizer_free, handle)
         self._num_probes = None  # of the begun split step; None when none is begun
         self._n = int(self.get_param("ndim"))
-        dtype = re.search(r"(?:^|;)\s*dtype=(\w+)", self.spec).group(1)
+        dtype = int(self.get_param("dtype"))
         if dtype not in _ENTRIES:
             self.close()
-            supported = ", ".join(_ENTRIES)
-            raise NotImplementedError(f"this binding supports dtype {supported}, not {dtype}")
+            raise NotImplementedError(f"this binding supports f32 and f64, not dtype code {dtype}")
         self._entries = _ENTRIES[dtype]
 
     def close(self) -> None:
@@ -203,10 +218,25 @@ class Optimizer:
 
     def get_param(self, key: str) -> float:
         """Reads "lr", "step", "rank", "ndim", "num_probes", "update_freq", "init_steps", "seed",
-        "threads" or "symmetrize"."""
+        "threads", "symmetrize", "dtype" (1 = f32, 2 = f64), "needs_loss" or "needs_samples"."""
         value = ctypes.c_double()
         _check(_lib.lre_optimizer_get_param(self._ptr, key.encode(), ctypes.byref(value)))
         return value.value
+
+    def component(self, family: str) -> str:
+        """The canonical name of the "curvature" or the "basis" in use."""
+        def fill(opt, buf, cap, size):
+            return _lib.lre_optimizer_component(opt, family.encode(), buf, cap, size)
+        return self._read(fill, ctypes.c_char, terminator=1).value.decode()
+
+    def state_layout(self) -> list:
+        """Every buffer the state can hold, at its largest, as `BufferInfo`s (the components'
+        declarations, from which `state_bound()` also follows)."""
+        return [
+            BufferInfo(b.name.decode(), _BUFFER_KINDS[b.kind], _DTYPE_CODES[b.dtype], b.rows,
+                       b.cols, b.bytes)
+            for b in self._read(_lib.lre_optimizer_state_layout, _library.lre_buffer_info)
+        ]
 
     def chain_push(self, component: str) -> None:
         """Appends an inner optimizer (e.g. "lion") to the chain; before the first step only."""

@@ -6,17 +6,22 @@
     updates, state = opt.update(grads, state, params)
     params = optax.apply_updates(params, updates)
 
-* Parameters may be any pytree of float32 (or, with `jax_enable_x64`, float64) arrays. They are
-  flattened with `jax.flatten_util.ravel_pytree`: leaves in `jax.tree_util.tree_leaves` order,
-  each leaf row-major. That vector is the optimizer's `n` parameters.
-* The state is `LREState(count, blob)`, a pytree of two arrays, so orbax/equinox checkpointing
-  works unchanged. `blob` is a fixed-size uint8 buffer holding the C library's state blob
+* Parameters may be any pytree of arrays. Its floating-point leaves, in `jax.tree_util.tree_leaves`
+  order and each row-major, are the optimizer's `n` parameters. They are stepped in float64 if a
+  leaf is float64 (with `jax_enable_x64`), else in float32: bfloat16 and float16 leaves are cast
+  up, and their updates cast back to the leaf's dtype. Integer and bool leaves get zero updates,
+  as in optax.
+* The state is `LREState(count, blob, skipped)`, a pytree of arrays, so orbax/equinox
+  checkpointing works unchanged. `blob` is a fixed-size uint8 buffer holding the C library's state blob
   (docs/state-format.md) behind its byte count; `to_c_state` / `LRE.from_c_state` convert to and
   from the blob that `lre.core`, the C++ wrapper and Julia save and load.
 * `learning_rate` is a float or an optax schedule (a function of the step count); it is an input
   of the custom call, not a compile-time constant.
 * The custom calls are pure; donate the state (`jax.jit(step, donate_argnums=...)`) and XLA
   updates it in place (`input_output_aliases`).
+* A non-finite gradient or HVP skips the step inside the compiled call: params and state stay
+  as they were, `count` does not advance and `skipped_steps(state)` counts it (raising there
+  would lose a donated state).
 * Curvatures built from Hessian-vector products (full_hutchinson_hessian, bfgs, sr1) take
   `hvp_fn` in `update`: a function from a params-shaped tangent to H·tangent, e.g. from
   `grad_and_hvp(loss, params, *args)`. One custom call emits the probe vectors, JAX computes
@@ -32,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 
 from . import _library, core
 
@@ -44,10 +48,19 @@ _DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
 class LREState(NamedTuple):
-    """The optimizer state: steps taken (for schedules) and the C state in a fixed buffer."""
+    """The optimizer state: steps taken (for schedules), the C state in a fixed buffer, and the
+    steps skipped for a non-finite gradient or HVP (`skipped_steps`)."""
 
     count: jax.Array  # int32 scalar
     blob: jax.Array  # uint8[capacity]: u64 byte count, u64 token, the state blob, zeros
+    skipped: jax.Array  # int32 scalar
+
+
+def skipped_steps(state: LREState) -> jax.Array:
+    """How many steps were skipped because the gradient or an HVP was not finite (NaN or Inf):
+    such a step leaves params and state unchanged, as `optax.apply_if_finite` does, instead of
+    raising inside the compiled step, which would lose a donated state."""
+    return state.skipped
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,15 +91,60 @@ def _spec_with_dtype(spec: str, dtype: np.dtype) -> str:
     return with_dtype
 
 
-def _flat_dtype(tree: Any, what: str) -> np.dtype:
-    leaves = jax.tree_util.tree_leaves(tree)
-    if not leaves:
-        raise ValueError(f"{what} has no leaves")
-    dtypes = {np.dtype(leaf.dtype) for leaf in leaves}
-    if len(dtypes) != 1 or next(iter(dtypes)) not in _DTYPES:
-        names = sorted(d.name for d in dtypes)
-        raise TypeError(f"{what} must all be float32 or all float64, got {names}")
-    return next(iter(dtypes))
+def _is_float(leaf: Any) -> bool:
+    return jnp.issubdtype(leaf.dtype, jnp.floating)
+
+
+def _working_dtype(params: Any) -> np.dtype:
+    """The dtype the optimizer steps in: float64 if a float leaf is float64, else float32
+    (bfloat16 and float16 leaves are stepped in float32 and their updates cast back)."""
+    floats = [leaf for leaf in jax.tree_util.tree_leaves(params) if _is_float(leaf)]
+    if not floats:
+        raise ValueError("params have no floating-point leaves")
+    wide = any(np.dtype(leaf.dtype) == np.float64 for leaf in floats)
+    return np.dtype(np.float64 if wide else np.float32)
+
+
+def _flatten(tree: Any, like: Any, dtype: np.dtype, what: str):
+    """The float leaves of `tree` (shaped like the params `like`) as one vector of `dtype`, in
+    `tree_leaves` order, each row-major; and the inverse, which casts each float leaf back to
+    its params dtype and gives the other leaves (integers, bools) zero updates, as optax does."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    ref, ref_def = jax.tree_util.tree_flatten(like)
+    if treedef != ref_def:
+        raise ValueError(f"{what} has structure {treedef}, params have {ref_def}")
+    for i, (leaf, p) in enumerate(zip(leaves, ref)):
+        if _is_float(leaf) != _is_float(p):
+            raise TypeError(f"{what} leaf {i} is {leaf.dtype} but the params leaf is {p.dtype}")
+    if _size(tree) != _size(like):
+        raise ValueError(f"{what} have {_size(tree)} floating-point elements but params have "
+                         f"{_size(like)}")
+    parts = []
+    for i, (leaf, p) in enumerate(zip(leaves, ref)):
+        if leaf.shape != p.shape:
+            raise ValueError(f"{what} leaf {i} has shape {list(leaf.shape)} but the params leaf "
+                             f"has {list(p.shape)}")
+        if _is_float(p):
+            parts.append(jnp.ravel(leaf).astype(dtype))
+    flat = jnp.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def unflatten(vector: jax.Array) -> Any:
+        out, at = [], 0
+        for p in ref:
+            if _is_float(p):
+                out.append(vector[at:at + p.size].reshape(p.shape).astype(p.dtype))
+                at += p.size
+            else:
+                out.append(jnp.zeros_like(p))
+        return jax.tree_util.tree_unflatten(ref_def, out)
+
+    return flat, unflatten
+
+
+def _size(params: Any) -> int:
+    """n: the number of floating-point parameters."""
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params)
+               if _is_float(leaf))
 
 
 def _state_from_blob(blob: bytes, capacity: int, count: int) -> LREState:
@@ -96,7 +154,8 @@ def _state_from_blob(blob: bytes, capacity: int, count: int) -> LREState:
     buffer = np.zeros(capacity, np.uint8)
     buffer[:8] = np.frombuffer(len(blob).to_bytes(8, "little"), np.uint8)
     buffer[_PREFIX:_PREFIX + len(blob)] = np.frombuffer(blob, np.uint8)
-    return LREState(count=jnp.asarray(count, jnp.int32), blob=jnp.asarray(buffer))
+    return LREState(count=jnp.asarray(count, jnp.int32), blob=jnp.asarray(buffer),
+                    skipped=jnp.asarray(0, jnp.int32))
 
 
 def to_c_state(state: LREState) -> bytes:
@@ -133,9 +192,8 @@ class _Init:
         self.state_capacity = state_capacity
 
     def _optimizer(self, params: Any) -> core.Optimizer:
-        flat, _ = ravel_pytree(params)
-        return core.Optimizer(_spec_with_dtype(self.spec, _flat_dtype(params, "params")),
-                              flat.size)
+        return core.Optimizer(_spec_with_dtype(self.spec, _working_dtype(params)),
+                              _size(params))
 
     def _capacity(self, opt: core.Optimizer) -> int:
         return self.state_capacity or _PREFIX + opt.state_bound()
@@ -181,21 +239,16 @@ def lre(
     with core.Optimizer(spec, 1) as probe_opt:
         num_probes = int(probe_opt.get_param("num_probes"))
         spec_lr = probe_opt.get_param("lr")
-        curvature = probe_opt.spec.split("curvature=")[1].split(";")[0]
+        curvature = probe_opt.component("curvature")
 
     def update(grads: Any, state: LREState, params: Any = None, *,
                hvp_fn: Optional[Callable[[Any], Any]] = None, **extra_args: Any):
         del extra_args  # meant for other members of an optax chain
         if params is None:
             raise ValueError("lre needs params: call update(grads, state, params)")
-        flat_grads, unravel = ravel_pytree(grads)
-        flat_params, _ = ravel_pytree(params)
-        dtype = _flat_dtype(params, "params")
-        if _flat_dtype(grads, "grads") != dtype:
-            raise TypeError(f"grads are {flat_grads.dtype.name} but params are {dtype.name}")
-        if flat_grads.shape != flat_params.shape:
-            raise ValueError(f"grads have {flat_grads.size} elements but params have "
-                             f"{flat_params.size}")
+        dtype = _working_dtype(params)
+        flat_grads, unravel = _flatten(grads, params, dtype, "grads")
+        flat_params, _ = _flatten(params, params, dtype, "params")
         if not isinstance(state, LREState) or state.blob.dtype != jnp.uint8 or state.blob.ndim != 1:
             raise TypeError("state must be the LREState that init returned")
         lr = learning_rate(state.count) if callable(learning_rate) else (
@@ -211,15 +264,20 @@ def lre(
                 jax.ShapeDtypeStruct((num_probes, flat_params.size), dtype),
                 vmap_method="sequential",
             )(state.blob, flat_grads)
-            hvps = jax.vmap(lambda v: ravel_pytree(hvp_fn(unravel(v)))[0])(probes)
-            operands.append(hvps.astype(dtype))
-        blob, flat_updates = jax.ffi.ffi_call(
+            hvps = jax.vmap(
+                lambda v: _flatten(hvp_fn(unravel(v)), params, dtype, "hvp_fn's result")[0]
+            )(probes)
+            operands.append(hvps)
+        blob, flat_updates, skipped = jax.ffi.ffi_call(
             "lre_xla_step",
             (jax.ShapeDtypeStruct(state.blob.shape, jnp.uint8),
-             jax.ShapeDtypeStruct(flat_params.shape, dtype)),
+             jax.ShapeDtypeStruct(flat_params.shape, dtype),
+             jax.ShapeDtypeStruct((), jnp.int32)),
             vmap_method="sequential",
             input_output_aliases={0: 0},
         )(*operands)
-        return unravel(flat_updates), LREState(count=state.count + 1, blob=blob)
+        # A skipped step (non-finite gradient or HVP) changed nothing and is not counted.
+        return unravel(flat_updates), LREState(count=state.count + 1 - skipped, blob=blob,
+                                               skipped=state.skipped + skipped)
 
     return LRE(_Init(spec, state_capacity), update)
