@@ -18,7 +18,8 @@ type Hvp<T> =
 /// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
 /// and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
 /// Called synchronously on the caller's thread, once per probe, only during the step that
-/// received it.
+/// received it. It must not use the optimizer whose step called it: such a call returns
+/// `LRE_ERR_BUSY` and changes nothing, and the step goes on as the callback's return value says.
 pub type HvpF32 =
     Option<unsafe extern "C" fn(user: *mut c_void, v: *const f32, hv: *mut f32, n: usize) -> i32>;
 
