@@ -84,6 +84,11 @@ enum lre_status
    * A Rust panic was caught at the C boundary (a bug in LRE; please report it).
    */
   LRE_ERR_PANIC = 13,
+  /**
+   * The optimizer is in use by another call: two threads used one handle at once, or an HVP
+   * callback called into the optimizer whose step called it. The refused call changed nothing.
+   */
+  LRE_ERR_BUSY = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -144,7 +149,13 @@ typedef uint32_t lre_dtype;
 
 /**
  * An LRE optimizer (C: `lre_optimizer_t`). Create with `lre_optimizer_new`, destroy with
- * `lre_optimizer_free`. One handle must not be used by two threads at the same time.
+ * `lre_optimizer_free`. One handle serves one call at a time: every function that takes it,
+ * read-only queries included, marks it busy for the duration of the call (an atomic flag, not
+ * a lock), and a call that overlaps another one on the same handle — from a second thread, or
+ * from the HVP callback of a step on it — returns `LRE_ERR_BUSY` at once and changes nothing.
+ * Callers that share a handle between threads must take turns themselves (a refused call may
+ * be retried). Distinct handles are independent. Freeing a handle that another thread may still
+ * call remains the caller's error.
  */
 typedef struct lre_optimizer_t lre_optimizer_t;
 
@@ -170,7 +181,8 @@ typedef struct {
  * Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
  * and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
  * Called synchronously on the caller's thread, once per probe, only during the step that
- * received it.
+ * received it. It must not use the optimizer whose step called it: such a call returns
+ * `LRE_ERR_BUSY` and changes nothing, and the step goes on as the callback's return value says.
  */
 typedef int32_t (*lre_hvp_f32_fn)(void *user, const float *v, float *hv, size_t n);
 
@@ -216,7 +228,9 @@ const char *lre_last_error_message(void);
 lre_status lre_optimizer_new(const char *spec, size_t ndim, lre_optimizer_t **out_opt);
 
 /**
- * Destroys an optimizer. NULL is a no-op.
+ * Destroys an optimizer. NULL is a no-op. An optimizer that another call is using (an HVP
+ * callback freeing the optimizer whose step called it, or another thread) is not freed: the
+ * call does nothing and `lre_last_error_message()` says why; free it once that call returned.
  *
  * # Safety
  * `opt` is NULL or a pointer from `lre_optimizer_new` that was not freed yet.
@@ -324,8 +338,11 @@ lre_status lre_optimizer_state_load(lre_optimizer_t *opt, const uint8_t *buf, si
 lre_status lre_optimizer_from_state(const uint8_t *buf, size_t len, lre_optimizer_t **out_opt);
 
 /**
- * Saves the state to a file atomically: a temporary file in the same folder is written,
- * flushed and renamed over `path`, so a crash mid-save leaves the previous checkpoint intact.
+ * Saves the state to a file atomically: a temporary file in the same folder
+ * (`.NAME.tmp-PID-N`) is written, flushed and renamed over `path`, so a crash mid-save leaves
+ * the previous checkpoint intact. After a successful save, temporary files that earlier saves
+ * of the same path left behind are removed once their writing process is gone (on Linux; a
+ * live writer's file is never touched).
  *
  * # Safety
  * `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
@@ -334,6 +351,7 @@ lre_status lre_optimizer_save_file(const lre_optimizer_t *opt, const char *path)
 
 /**
  * Loads a state file written by `lre_optimizer_save_file` (as `lre_optimizer_state_load`).
+ * Like a save, a successful load removes the temporary files that dead writers left beside it.
  *
  * # Safety
  * `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.

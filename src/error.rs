@@ -39,12 +39,15 @@ pub enum Status {
     LRE_ERR_OUT_OF_MEMORY = 12,
     /// A Rust panic was caught at the C boundary (a bug in LRE; please report it).
     LRE_ERR_PANIC = 13,
-    // Last added: LRE_ERR_PANIC = 13. New codes go below with the next number.
+    /// The optimizer is in use by another call: two threads used one handle at once, or an HVP
+    /// callback called into the optimizer whose step called it. The refused call changed nothing.
+    LRE_ERR_BUSY = 14,
+    // Last added: LRE_ERR_BUSY = 14. New codes go below with the next number.
 }
 
 impl Status {
     /// Every status, in code order (tests sweep it; bindings mirror it).
-    pub const ALL: [Status; 14] = [
+    pub const ALL: [Status; 15] = [
         Status::LRE_OK,
         Status::LRE_ERR_NULL_POINTER,
         Status::LRE_ERR_INVALID_ARGUMENT,
@@ -59,6 +62,7 @@ impl Status {
         Status::LRE_ERR_CALL_ORDER,
         Status::LRE_ERR_OUT_OF_MEMORY,
         Status::LRE_ERR_PANIC,
+        Status::LRE_ERR_BUSY,
     ];
 
     /// A static one-line description.
@@ -84,6 +88,7 @@ impl Status {
             Status::LRE_ERR_CALL_ORDER => "call made in the wrong order\0",
             Status::LRE_ERR_OUT_OF_MEMORY => "out of memory\0",
             Status::LRE_ERR_PANIC => "internal error (caught panic)\0",
+            Status::LRE_ERR_BUSY => "optimizer in use by another call\0",
         }
     }
 }

@@ -1,109 +1,49 @@
 //! Builds tests/c/api_test.c against include/lre.h and the shared library cargo built for this
 //! test run, runs it, and checks that the header is also valid C++17. Needs gcc and g++.
 
+#[path = "common/c_program.rs"]
+mod c_program;
 mod common;
 #[path = "common/process.rs"]
 mod process;
-use common::library_dir;
-use process::{crate_root, report, run};
+use c_program::{compile, run_program};
+use process::{crate_root, report};
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// Compiles `tests/c/<name>` (C99, all warnings as errors) against the freshly built library.
-fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
-    let root = crate_root();
-    let lib_dir = library_dir();
-    // One binary per test (`variant`) and profile: tests run concurrently, and rewriting a
-    // binary another test is running fails.
-    let profile = lib_dir
-        .parent()
-        .and_then(Path::file_name)
-        .map(|p| p.to_string_lossy().into_owned());
-    let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}-{variant}-{}",
-        name.trim_end_matches(".c"),
-        profile.unwrap_or_default()
-    ));
-    let mut gcc = Command::new("gcc");
-    gcc.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(format!("-I{}", root.join("tests/c").display()))
-        .arg(root.join("tests/c").join(name))
-        .args(extra)
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", lib_dir.display()))
-        .arg("-llre")
-        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-        .arg("-lm");
-    let compiled = run(&mut gcc);
-    assert!(
-        compiled.status.success(),
-        "compiling {name} failed: {gcc:?}\n{}",
-        report(&compiled)
-    );
-    exe
-}
-
-/// Runs a compiled test program (optionally under valgrind memcheck, with `--quick` so it takes
-/// seconds) in the target's temporary folder and checks that it succeeded and printed its
-/// "N passed, 0 failed" summary.
-fn run_program(exe: &Path, valgrind: bool) {
-    let mut cmd = if valgrind {
-        let mut v = Command::new("valgrind");
-        v.args([
-            "--quiet",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "--error-exitcode=3",
-        ])
-        .arg(exe)
-        .arg("--quick");
-        v
-    } else {
-        Command::new(exe)
-    };
-    // The rpath points at the library located above; drop LD_LIBRARY_PATH (set by cargo) so
-    // that nothing else is loaded in its place.
-    cmd.env_remove("LD_LIBRARY_PATH")
-        .current_dir(env!("CARGO_TARGET_TMPDIR"));
-    let ran = run(&mut cmd);
-    let stdout = String::from_utf8_lossy(&ran.stdout);
-    print!("{stdout}");
-    assert!(ran.status.success(), "{cmd:?} failed\n{}", report(&ran));
-    assert!(
-        stdout.lines().any(|l| l.ends_with(" passed, 0 failed")),
-        "{} did not print its summary line\n{}",
-        exe.display(),
-        report(&ran)
-    );
-}
 
 #[test]
 fn c_api_program_passes() {
-    run_program(&compile("api_test.c", &[], "plain"), false);
+    run_program(&compile("api_test.c", &[], "plain"), &[], false);
 }
 
 #[test]
 fn c_state_and_failed_calls_program_passes() {
-    run_program(&compile("state_test.c", &[], "plain"), false);
+    run_program(&compile("state_test.c", &[], "plain"), &[], false);
 }
 
 #[test]
 fn c_hessian_split_and_batch_program_passes() {
-    run_program(&compile("hessian_test.c", &[], "plain"), false);
+    run_program(&compile("hessian_test.c", &[], "plain"), &[], false);
 }
 
 #[test]
 fn c_describe_program_passes() {
-    run_program(&compile("describe_test.c", &[], "plain"), false);
+    run_program(&compile("describe_test.c", &[], "plain"), &[], false);
 }
 
 #[test]
 fn c_threads_program_passes() {
-    run_program(&compile("threads_test.c", &["-pthread"], "plain"), false);
+    run_program(
+        &compile("threads_test.c", &["-pthread"], "plain"),
+        &[],
+        false,
+    );
+}
+
+#[test]
+fn c_busy_handle_program_passes() {
+    run_program(&compile("busy_test.c", &["-pthread"], "plain"), &[], false);
 }
 
 #[test]
@@ -115,8 +55,13 @@ fn c_programs_are_clean_under_valgrind() {
         "hessian_test.c",
         "describe_test.c",
     ] {
-        run_program(&compile(name, &[], "valgrind"), true);
+        run_program(&compile(name, &[], "valgrind"), &[], true);
     }
+    run_program(
+        &compile("busy_test.c", &["-pthread"], "valgrind"),
+        &[],
+        true,
+    );
 }
 
 /// A translation unit that includes lre.h and uses a few of its declarations, compiled as C++17.

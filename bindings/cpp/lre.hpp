@@ -7,8 +7,10 @@
  *
  * Every failing call throws lre::Error, which carries the lre_status and the library's message.
  * Element types are float and double; they must match the optimizer's dtype (spec "dtype=f64").
- * An optimizer is move-only and frees its handle when destroyed; like the C handle, one object
- * is used by one thread at a time.
+ * An optimizer is move-only and frees its handle when destroyed. Like the C handle, one object
+ * serves one call at a time: a call that overlaps another on the same object (from a second
+ * thread, or from the object's own HVP callback) throws lre::Error with status LRE_ERR_BUSY and
+ * changes nothing; threads that share an optimizer must take turns (a mutex, say).
  */
 
 #ifndef LRE_HPP
@@ -35,6 +37,7 @@
 namespace lre {
 
 /// A failed LRE call: the status and the library's explanation (what was wrong, what is right).
+/// Every lre_status comes through unchanged, LRE_ERR_BUSY (an overlapping call) included.
 class Error : public std::runtime_error {
 public:
     Error(lre_status status, const std::string &message)

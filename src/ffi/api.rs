@@ -2,9 +2,9 @@
 //! every fallible function returns `lre_status` and writes its outputs only on success;
 //! `lre_last_error_message()` then says what was wrong. No panic crosses the boundary.
 
-use super::guard::{guard, guard_value, last_error_ptr, static_cstr};
+use super::guard::{guard, guard_value, last_error_ptr, set_last_error, static_cstr};
 use super::handle::{Handle, LreOptimizer, with_optimizer};
-use super::pointers::{self, optimizer, optimizer_mut, out};
+use super::pointers::{self, optimizer, out};
 use crate::elem::Dtype;
 use crate::error::{Error, Result, Status};
 use crate::optimizer::CpuOptimizer;
@@ -64,24 +64,31 @@ pub unsafe extern "C" fn lre_optimizer_new(
             Dtype::F32 => Handle::F32(CpuOptimizer::from_config(config, ndim)?),
             Dtype::F64 => Handle::F64(CpuOptimizer::from_config(config, ndim)?),
         };
-        let raw = Box::into_raw(Box::new(LreOptimizer { inner }));
+        let raw = Box::into_raw(Box::new(LreOptimizer::new(inner)));
         // SAFETY: `out_opt` was checked non-NULL and aligned by `out`.
         unsafe { pointers::write(out_opt, raw) };
         Ok(())
     })
 }
 
-/// Destroys an optimizer. NULL is a no-op.
+/// Destroys an optimizer. NULL is a no-op. An optimizer that another call is using (an HVP
+/// callback freeing the optimizer whose step called it, or another thread) is not freed: the
+/// call does nothing and `lre_last_error_message()` says why; free it once that call returned.
 ///
 /// # Safety
 /// `opt` is NULL or a pointer from `lre_optimizer_new` that was not freed yet.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lre_optimizer_free(opt: *mut LreOptimizer) {
     guard_value((), || {
-        if !opt.is_null() {
-            // SAFETY: `opt` came from `Box::into_raw` in `lre_optimizer_new` and is freed once.
-            drop(unsafe { Box::from_raw(opt) });
+        // SAFETY: `opt` is NULL or a live optimizer (caller contract).
+        match unsafe { optimizer(opt, "opt") } {
+            // Kept busy until the memory is gone: a call racing the free is refused, not let in.
+            Ok(claim) => std::mem::forget(claim),
+            Err(e) if e.status == Status::LRE_ERR_BUSY => return set_last_error(&e.message),
+            Err(_) => return, // NULL
         }
+        // SAFETY: `opt` came from `Box::into_raw` in `lre_optimizer_new` and is freed once.
+        drop(unsafe { Box::from_raw(opt) });
     })
 }
 
@@ -97,12 +104,12 @@ pub unsafe extern "C" fn lre_optimizer_chain_push(
     component: *const c_char,
 ) -> Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let text = unsafe { pointers::text(component, "component") }?;
         let component = parse_component(text, &crate::inner::FAMILY)?;
-        with_optimizer!(&mut opt.inner, o => o.chain_push(component))
+        with_optimizer!(&mut *opt, o => o.chain_push(component))
     })
 }
 
@@ -123,7 +130,7 @@ pub unsafe extern "C" fn lre_optimizer_spec(
         let len = out(len, "len")?;
         // SAFETY: the caller passes a live optimizer.
         let opt = unsafe { optimizer(opt, "opt") }?;
-        let text = with_optimizer!(&opt.inner, o => o.config().to_string());
+        let text = with_optimizer!(&*opt, o => o.config().to_string());
         let mut bytes: Vec<c_char> = text.bytes().map(|b| b as c_char).collect();
         bytes.push(0);
         // SAFETY: `buf` is NULL or valid for `cap` elements; `len` was checked by `out`.
@@ -147,13 +154,13 @@ pub unsafe extern "C" fn lre_optimizer_set_param(
     value: f64,
 ) -> Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let key = unsafe { pointers::text(key, "key") }?;
         match key {
-            "lr" => with_optimizer!(&mut opt.inner, o => o.set_lr(value)),
-            "loss" => with_optimizer!(&mut opt.inner, o => o.set_loss(value)),
+            "lr" => with_optimizer!(&mut *opt, o => o.set_lr(value)),
+            "loss" => with_optimizer!(&mut *opt, o => o.set_loss(value)),
             k if GETTABLE.contains(&k) => Err(Error::invalid(format!(
                 "\"{k}\" is read-only; settable keys: lr, loss"
             ))),
@@ -202,7 +209,7 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
         let opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let key = unsafe { pointers::text(key, "key") }?;
-        let v = with_optimizer!(&opt.inner, o => {
+        let v = with_optimizer!(&*opt, o => {
             let c = o.config();
             match key {
                 "lr" => c.lr,
@@ -245,7 +252,7 @@ pub unsafe extern "C" fn lre_optimizer_eigenvalues(
         let len = out(len, "len")?;
         // SAFETY: the caller passes a live optimizer.
         let opt = unsafe { optimizer(opt, "opt") }?;
-        let values = with_optimizer!(&opt.inner, o => o.eigenvalues()?.to_vec());
+        let values = with_optimizer!(&*opt, o => o.eigenvalues()?.to_vec());
         // SAFETY: `buf` is NULL or valid for `cap` doubles; `len` was checked by `out`.
         unsafe { copy_out(&values, buf, cap, len, "values") }
     })
@@ -267,7 +274,7 @@ pub unsafe extern "C" fn lre_optimizer_state_bound(
         let bytes = out(bytes, "bytes")?;
         // SAFETY: the caller passes a live optimizer.
         let opt = unsafe { optimizer(opt, "opt") }?;
-        let bound = with_optimizer!(&opt.inner, o => o.state_bound())?;
+        let bound = with_optimizer!(&*opt, o => o.state_bound())?;
         // SAFETY: `bytes` was checked by `out`.
         unsafe { pointers::write(bytes, bound) };
         Ok(())
@@ -291,7 +298,7 @@ pub unsafe extern "C" fn lre_optimizer_state_save(
         let len = out(len, "len")?;
         // SAFETY: the caller passes a live optimizer.
         let opt = unsafe { optimizer(opt, "opt") }?;
-        let size = with_optimizer!(&opt.inner, o => o.state_size());
+        let size = with_optimizer!(&*opt, o => o.state_size());
         let size = usize::try_from(size)
             .map_err(|_| Error::invalid("the state does not fit in memory"))?;
         if !buf.is_null() {
@@ -303,7 +310,7 @@ pub unsafe extern "C" fn lre_optimizer_state_save(
             }
             // SAFETY: `buf` is valid for `cap` >= size bytes (caller contract, checked size).
             let mut dst = unsafe { pointers::slice_mut(buf, size, "buf") }?;
-            with_optimizer!(&opt.inner, o => o.save_state(&mut dst)).map_err(|e| {
+            with_optimizer!(&*opt, o => o.save_state(&mut dst)).map_err(|e| {
                 Error::new(
                     Status::LRE_ERR_STATE,
                     format!("writing the state failed: {e}"),
@@ -329,11 +336,11 @@ pub unsafe extern "C" fn lre_optimizer_state_load(
     len: usize,
 ) -> Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: caller contract: `buf` is NULL or valid for `len` bytes.
         let bytes = unsafe { pointers::slice(buf, len, "buf") }?;
-        with_optimizer!(&mut opt.inner, o => o.load_state(bytes))
+        with_optimizer!(&mut *opt, o => o.load_state(bytes))
     })
 }
 
@@ -353,7 +360,7 @@ pub unsafe extern "C" fn lre_optimizer_from_state(
         // SAFETY: caller contract: `buf` is NULL or valid for `len` bytes.
         let bytes = unsafe { pointers::slice(buf, len, "buf") }?;
         let inner = handle_from_state(bytes)?;
-        let raw = Box::into_raw(Box::new(LreOptimizer { inner }));
+        let raw = Box::into_raw(Box::new(LreOptimizer::new(inner)));
         // SAFETY: `out_opt` was checked non-NULL and aligned by `out`.
         unsafe { pointers::write(out_opt, raw) };
         Ok(())
@@ -367,8 +374,11 @@ fn handle_from_state(bytes: &[u8]) -> Result<Handle> {
     })
 }
 
-/// Saves the state to a file atomically: a temporary file in the same folder is written,
-/// flushed and renamed over `path`, so a crash mid-save leaves the previous checkpoint intact.
+/// Saves the state to a file atomically: a temporary file in the same folder
+/// (`.NAME.tmp-PID-N`) is written, flushed and renamed over `path`, so a crash mid-save leaves
+/// the previous checkpoint intact. After a successful save, temporary files that earlier saves
+/// of the same path left behind are removed once their writing process is gone (on Linux; a
+/// live writer's file is never touched).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
@@ -382,11 +392,12 @@ pub unsafe extern "C" fn lre_optimizer_save_file(
         let opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let path = unsafe { pointers::text(path, "path") }?;
-        with_optimizer!(&opt.inner, o => o.save_file(Path::new(path)))
+        with_optimizer!(&*opt, o => o.save_file(Path::new(path)))
     })
 }
 
 /// Loads a state file written by `lre_optimizer_save_file` (as `lre_optimizer_state_load`).
+/// Like a save, a successful load removes the temporary files that dead writers left beside it.
 ///
 /// # Safety
 /// `opt` is a live optimizer; `path` is NULL or a NUL-terminated string.
@@ -396,11 +407,11 @@ pub unsafe extern "C" fn lre_optimizer_load_file(
     path: *const c_char,
 ) -> Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let path = unsafe { pointers::text(path, "path") }?;
-        with_optimizer!(&mut opt.inner, o => o.load_file(Path::new(path)))
+        with_optimizer!(&mut *opt, o => o.load_file(Path::new(path)))
     })
 }
 

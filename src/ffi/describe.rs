@@ -120,7 +120,7 @@ pub unsafe extern "C" fn lre_optimizer_state_layout(
         let len = out(len, "len")?;
         // SAFETY: the caller passes a live optimizer.
         let opt = unsafe { optimizer(opt, "opt") }?;
-        let infos = with_optimizer!(&opt.inner, o => {
+        let infos = with_optimizer!(&*opt, o => {
             let params = ElemType::from(o.config().dtype);
             o.state_layout()
                 .buffers
@@ -154,7 +154,7 @@ pub unsafe extern "C" fn lre_optimizer_component(
         let opt = unsafe { optimizer(opt, "opt") }?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let family = unsafe { pointers::text(family, "family") }?;
-        let name = with_optimizer!(&opt.inner, o => match family {
+        let name = with_optimizer!(&*opt, o => match family {
             "curvature" => Ok(o.config().curvature.name()),
             "basis" => Ok(o.config().basis.name()),
             other => Err(Error::invalid(format!(

@@ -1,19 +1,84 @@
-//! The opaque handle behind `lre_optimizer_t`: an optimizer of either dtype.
+//! The opaque handle behind `lre_optimizer_t`: an optimizer of either dtype, and the busy flag
+//! that refuses overlapping calls on it.
 
 use crate::CpuOptimizer;
 use crate::elem::Dtype;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An LRE optimizer (C: `lre_optimizer_t`). Create with `lre_optimizer_new`, destroy with
-/// `lre_optimizer_free`. One handle must not be used by two threads at the same time.
+/// `lre_optimizer_free`. One handle serves one call at a time: every function that takes it,
+/// read-only queries included, marks it busy for the duration of the call (an atomic flag, not
+/// a lock), and a call that overlaps another one on the same handle — from a second thread, or
+/// from the HVP callback of a step on it — returns `LRE_ERR_BUSY` at once and changes nothing.
+/// Callers that share a handle between threads must take turns themselves (a refused call may
+/// be retried). Distinct handles are independent. Freeing a handle that another thread may still
+/// call remains the caller's error.
 pub struct LreOptimizer {
-    pub(crate) inner: Handle,
+    busy: AtomicBool,
+    inner: UnsafeCell<Handle>,
 }
 
 /// The optimizer, by dtype.
 pub(crate) enum Handle {
     F32(CpuOptimizer<f32>),
     F64(CpuOptimizer<f64>),
+}
+
+impl LreOptimizer {
+    pub(crate) fn new(inner: Handle) -> Self {
+        LreOptimizer {
+            busy: AtomicBool::new(false),
+            inner: UnsafeCell::new(inner),
+        }
+    }
+
+    /// Takes the handle for one call, or `LRE_ERR_BUSY` while another call holds it. The claim
+    /// lets go when dropped, also when the call unwinds.
+    pub(crate) fn claim(&self) -> Result<Claim<'_>> {
+        // Acquire/Release: whatever the previous holder wrote is visible to the next one.
+        self.busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .map_err(|_| busy())?;
+        Ok(Claim { opt: self })
+    }
+}
+
+fn busy() -> Error {
+    Error::new(
+        Status::LRE_ERR_BUSY,
+        "the optimizer is in use by another call: one optimizer must not be used by two threads \
+         at once or re-entered from its HVP callback; this call was refused and changed nothing",
+    )
+}
+
+/// Exclusive access to a handle's optimizer for the duration of one call.
+pub(crate) struct Claim<'a> {
+    opt: &'a LreOptimizer,
+}
+
+impl Deref for Claim<'_> {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        // SAFETY: the busy flag, set by `claim` and cleared only by this claim's drop, makes
+        // this claim the only access to `inner` while it lives.
+        unsafe { &*self.opt.inner.get() }
+    }
+}
+
+impl DerefMut for Claim<'_> {
+    fn deref_mut(&mut self) -> &mut Handle {
+        // SAFETY: as in `deref`; `&mut self` keeps the borrows of this claim apart.
+        unsafe { &mut *self.opt.inner.get() }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.opt.busy.store(false, Ordering::Release);
+    }
 }
 
 /// Runs the same expression on whichever optimizer the handle holds.

@@ -1,7 +1,7 @@
 //! Checked conversions of C arguments. Each takes the argument's name so the message can say
 //! which one was wrong.
 
-use super::handle::LreOptimizer;
+use super::handle::{Claim, LreOptimizer};
 use crate::error::{Error, Result, Status};
 use std::ffi::{CStr, c_char};
 
@@ -19,20 +19,15 @@ fn check_aligned<T>(p: *const T, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Claims the optimizer `p` points to for one call (`LRE_ERR_BUSY` while another call holds it).
+///
 /// # Safety
-/// `p` is NULL or points to a live optimizer created by `lre_optimizer_new`, not used mutably
-/// elsewhere during the returned borrow.
-pub unsafe fn optimizer<'a>(p: *const LreOptimizer, name: &str) -> Result<&'a LreOptimizer> {
-    // SAFETY: non-NULL is checked by `as_ref`; liveness and exclusivity are the caller's contract.
-    unsafe { p.as_ref() }.ok_or_else(|| null(name))
-}
-
-/// # Safety
-/// `p` is NULL or points to a live optimizer created by `lre_optimizer_new`, not used elsewhere
-/// during the returned borrow.
-pub unsafe fn optimizer_mut<'a>(p: *mut LreOptimizer, name: &str) -> Result<&'a mut LreOptimizer> {
-    // SAFETY: non-NULL is checked by `as_mut`; liveness and exclusivity are the caller's contract.
-    unsafe { p.as_mut() }.ok_or_else(|| null(name))
+/// `p` is NULL or points to a live optimizer created by `lre_optimizer_new` or
+/// `lre_optimizer_from_state` and not freed during the returned claim.
+pub(crate) unsafe fn optimizer<'a>(p: *const LreOptimizer, name: &str) -> Result<Claim<'a>> {
+    // SAFETY: non-NULL is checked by `as_ref`; liveness is the caller's contract, and the claim
+    // keeps overlapping calls out.
+    unsafe { p.as_ref() }.ok_or_else(|| null(name))?.claim()
 }
 
 /// A NUL-terminated UTF-8 string.

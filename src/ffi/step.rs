@@ -4,7 +4,7 @@
 
 use super::guard::guard;
 use super::handle::{LreOptimizer, with_optimizer};
-use super::pointers::{self, check_disjoint, optimizer, optimizer_mut, out};
+use super::pointers::{self, check_disjoint, optimizer, out};
 use crate::backend::Scalar;
 use crate::error::{Error, Result};
 use crate::optimizer::CpuOptimizer;
@@ -18,7 +18,8 @@ type Hvp<T> =
 /// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
 /// and returns 0, or returns non-zero to abort the step (`LRE_ERR_CALLBACK`, nothing changed).
 /// Called synchronously on the caller's thread, once per probe, only during the step that
-/// received it.
+/// received it. It must not use the optimizer whose step called it: such a call returns
+/// `LRE_ERR_BUSY` and changes nothing, and the step goes on as the callback's return value says.
 pub type HvpF32 =
     Option<unsafe extern "C" fn(user: *mut c_void, v: *const f32, hv: *mut f32, n: usize) -> i32>;
 
@@ -43,9 +44,9 @@ pub unsafe extern "C" fn lre_optimizer_step_f32(
     user: *mut c_void,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f32("lre_optimizer_step_f32")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f32("lre_optimizer_step_f32")?;
         // SAFETY: forwarded caller contract.
         unsafe { step(o, params, grad, hvp, user) }
     })
@@ -64,9 +65,9 @@ pub unsafe extern "C" fn lre_optimizer_step_f64(
     user: *mut c_void,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f64("lre_optimizer_step_f64")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f64("lre_optimizer_step_f64")?;
         // SAFETY: forwarded caller contract.
         unsafe { step(o, params, grad, hvp, user) }
     })
@@ -115,9 +116,9 @@ pub unsafe extern "C" fn lre_optimizer_begin_f32(
     num_probes: *mut usize,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f32("lre_optimizer_begin_f32")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f32("lre_optimizer_begin_f32")?;
         // SAFETY: forwarded caller contract.
         unsafe { begin(o, grad, num_probes) }
     })
@@ -134,9 +135,9 @@ pub unsafe extern "C" fn lre_optimizer_begin_f64(
     num_probes: *mut usize,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f64("lre_optimizer_begin_f64")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f64("lre_optimizer_begin_f64")?;
         // SAFETY: forwarded caller contract.
         unsafe { begin(o, grad, num_probes) }
     })
@@ -170,10 +171,8 @@ pub unsafe extern "C" fn lre_optimizer_probes_f32(
 ) -> crate::Status {
     guard(|| {
         // SAFETY: the caller passes a live optimizer.
-        let opt = unsafe { optimizer(opt, "opt") }?;
-        let crate::ffi::handle::Handle::F32(o) = &opt.inner else {
-            return Err(wrong_dtype("lre_optimizer_probes_f32", "f64"));
-        };
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f32("lre_optimizer_probes_f32")?;
         // SAFETY: forwarded caller contract.
         unsafe { write_probes(o, probes) }
     })
@@ -190,19 +189,11 @@ pub unsafe extern "C" fn lre_optimizer_probes_f64(
 ) -> crate::Status {
     guard(|| {
         // SAFETY: the caller passes a live optimizer.
-        let opt = unsafe { optimizer(opt, "opt") }?;
-        let crate::ffi::handle::Handle::F64(o) = &opt.inner else {
-            return Err(wrong_dtype("lre_optimizer_probes_f64", "f32"));
-        };
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f64("lre_optimizer_probes_f64")?;
         // SAFETY: forwarded caller contract.
         unsafe { write_probes(o, probes) }
     })
-}
-
-fn wrong_dtype(function: &str, actual: &str) -> Error {
-    Error::invalid(format!(
-        "{function} called on an optimizer with dtype={actual}; call the _{actual} variant"
-    ))
 }
 
 /// # Safety
@@ -236,9 +227,9 @@ pub unsafe extern "C" fn lre_optimizer_finish_f32(
     hvps: *const f32,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f32("lre_optimizer_finish_f32")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f32("lre_optimizer_finish_f32")?;
         // SAFETY: forwarded caller contract.
         unsafe { finish(o, params, hvps) }
     })
@@ -255,9 +246,9 @@ pub unsafe extern "C" fn lre_optimizer_finish_f64(
     hvps: *const f64,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f64("lre_optimizer_finish_f64")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f64("lre_optimizer_finish_f64")?;
         // SAFETY: forwarded caller contract.
         unsafe { finish(o, params, hvps) }
     })
@@ -288,9 +279,9 @@ unsafe fn finish<T: Scalar>(o: &mut CpuOptimizer<T>, params: *mut T, hvps: *cons
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn lre_optimizer_cancel(opt: *mut LreOptimizer) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        with_optimizer!(&mut opt.inner, o => o.cancel());
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        with_optimizer!(&mut *opt, o => o.cancel());
         Ok(())
     })
 }
@@ -315,9 +306,9 @@ pub unsafe extern "C" fn lre_optimizer_step_batch_f32(
     user: *mut c_void,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f32("lre_optimizer_step_batch_f32")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f32("lre_optimizer_step_batch_f32")?;
         // SAFETY: forwarded caller contract.
         unsafe {
             step_batch(
@@ -348,9 +339,9 @@ pub unsafe extern "C" fn lre_optimizer_step_batch_f64(
     user: *mut c_void,
 ) -> crate::Status {
     guard(|| {
-        // SAFETY: the caller passes a live optimizer, used by no one else during the call.
-        let opt = unsafe { optimizer_mut(opt, "opt") }?;
-        let o = opt.inner.f64("lre_optimizer_step_batch_f64")?;
+        // SAFETY: the caller passes a live optimizer.
+        let mut opt = unsafe { optimizer(opt, "opt") }?;
+        let o = opt.f64("lre_optimizer_step_batch_f64")?;
         // SAFETY: forwarded caller contract.
         unsafe {
             step_batch(

@@ -392,7 +392,20 @@ impl<B: Backend + 'static> Optimizer<B> {
             )));
         }
         self.begin(grad)?;
-        self.finish(params, &[])
+        self.finish_or_cancel(params, &[])
+    }
+
+    /// Phase two of a one-call step. Unlike the split step's `finish`, a failure (out of memory,
+    /// say) abandons the step, so that nothing has changed and the next step can begin.
+    fn finish_or_cancel(&mut self, params: B::InOut<'_>, hvps: &[B::Input<'_>]) -> Result<()>
+    where
+        for<'x> B::Input<'x>: Copy,
+    {
+        let finished = self.finish(params, hvps);
+        if finished.is_err() {
+            self.cancel();
+        }
+        finished
     }
 }
 
@@ -422,11 +435,7 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
             }
         }
         let slices: Vec<&[T]> = products.iter().map(Vec::as_slice).collect();
-        let finished = self.finish(params, &slices);
-        if finished.is_err() {
-            self.cancel();
-        }
-        finished
+        self.finish_or_cancel(params, &slices)
     }
 
     /// One batch step: `per_sample` holds `batch` rows of n per-sample gradients (row-major),
@@ -452,6 +461,6 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
         }
         let rows: Vec<&[T]> = per_sample.chunks_exact(n.max(1)).collect();
         self.begin_batch(&rows, values)?;
-        self.finish(params, &[])
+        self.finish_or_cancel(params, &[])
     }
 }

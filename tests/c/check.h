@@ -59,6 +59,7 @@ static inline const char *status_name(lre_status s)
     case LRE_ERR_CALL_ORDER: return "LRE_ERR_CALL_ORDER";
     case LRE_ERR_OUT_OF_MEMORY: return "LRE_ERR_OUT_OF_MEMORY";
     case LRE_ERR_PANIC: return "LRE_ERR_PANIC";
+    case LRE_ERR_BUSY: return "LRE_ERR_BUSY";
     default: return "(not an lre_status)";
     }
 }

@@ -383,6 +383,27 @@ static void test_hessian_split_and_batch() {
     }
     CHECK(x == before && a.state() == state, "an aborted step changes nothing");
     EXPECT_ERROR(LRE_ERR_INVALID_ARGUMENT, "Hessian-vector", a.step(x, g));
+
+    // A callback that calls its own optimizer is refused with LRE_ERR_BUSY: caught there, the
+    // step goes on; let through, it aborts the step like any exception of the callback.
+    double steps = a.get("step");
+    int refused = 0;
+    a.step(x, g, [&](const double *v, double *hv, std::size_t n) {
+        try {
+            a.get("step");
+        } catch (const lre::Error &e) {
+            refused += e.status() == LRE_ERR_BUSY && std::strstr(e.what(), "in use") != nullptr;
+        }
+        hessian(v, hv, n);
+    });
+    CHECK(refused == 1 && a.get("step") == steps + 1, "the nested call is refused as busy");
+    before = x;
+    state = a.state();
+    EXPECT_ERROR(LRE_ERR_BUSY, "in use", a.step(x, g, [&](const double *v, double *hv, std::size_t n) {
+        a.step(x, g, hessian);
+        hessian(v, hv, n);
+    }));
+    CHECK(x == before && a.state() == state, "a step aborted by a busy nested call changes nothing");
     EXPECT_ERROR(LRE_ERR_CALL_ORDER, "begin", b.finish(y.data(), hvps.data()));
     b.begin(g.data());
     b.cancel();

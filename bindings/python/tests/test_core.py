@@ -201,6 +201,35 @@ def test_hvp_callback_on_a_quadratic():
     assert np.all(np.isfinite(eigenvalues)) and np.all(np.diff(eigenvalues) >= 0)
 
 
+def test_an_hvp_calling_its_own_optimizer_is_refused_as_busy():
+    x = np.ones(N, np.float32)
+    opt = Optimizer(HVP_SPEC, N)
+    refused = []
+
+    def nosy_hvp(v):
+        try:
+            opt.get_param("step")
+        except LREError as e:
+            refused.append(e)
+        return D * v
+
+    opt.step(x, grad(x), nosy_hvp)  # the refused query changes nothing; the step goes on
+    assert [e.status_name for e in refused] == ["LRE_ERR_BUSY"]
+    assert "in use by another call" in refused[0].message
+    assert opt.get_param("step") == 1
+
+    def meddling_hvp(v):
+        opt.step(x, grad(x), nosy_hvp)  # raises LREError(LRE_ERR_BUSY): aborts the outer step
+        return D * v
+
+    params, state = x.copy(), opt.state()
+    with pytest.raises(LREError) as info:
+        opt.step(x, grad(x), meddling_hvp)
+    assert info.value.status == Status.LRE_ERR_BUSY
+    assert info.value.__cause__.status == Status.LRE_ERR_CALLBACK
+    assert np.array_equal(x, params) and opt.state() == state
+
+
 def test_missing_hvp_is_refused():
     with pytest.raises(LREError) as info:
         Optimizer(HVP_SPEC, N).step(np.ones(N, np.float32), np.ones(N, np.float32))

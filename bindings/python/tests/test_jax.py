@@ -2,6 +2,7 @@
 under jit, vmap and donation, with Hessian-vector products, inside optax.chain, and exchanging
 state with the C++ wrapper."""
 
+import concurrent.futures
 import pathlib
 import subprocess
 
@@ -140,6 +141,22 @@ def test_a_state_stepped_twice_gives_the_same_result_twice():
     decoded = step(*second[:2])
     np.testing.assert_array_equal(flat(kept[2]), flat(decoded[2]))
     assert lre.jax.to_c_state(kept[1]) == lre.jax.to_c_state(decoded[1])
+
+
+def test_one_state_stepped_from_many_threads_forks_into_equal_successors():
+    # No optimizer handle is shared, so concurrent steps of one state are neither refused nor
+    # mixed up: each returns what a lone step from that state returns.
+    opt = lre.jax.lre(SPEC, learning_rate=LR)
+    params = make_params()
+    step = jitted_step(opt)
+    params, state, _ = step(params, opt.init(params))
+    params, state, _ = step(params, state)
+    alone = step(params, state)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        forks = list(pool.map(lambda _: jax.block_until_ready(step(params, state)), range(16)))
+    for fork in forks:
+        np.testing.assert_array_equal(flat(fork[2]), flat(alone[2]))
+        assert lre.jax.to_c_state(fork[1]) == lre.jax.to_c_state(alone[1])
 
 
 def test_edited_state_bytes_are_detected():

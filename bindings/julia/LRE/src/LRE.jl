@@ -39,6 +39,7 @@ const LRE_ERR_BUFFER_TOO_SMALL = Int32(10)
 const LRE_ERR_CALL_ORDER = Int32(11)
 const LRE_ERR_OUT_OF_MEMORY = Int32(12)
 const LRE_ERR_PANIC = Int32(13)
+const LRE_ERR_BUSY = Int32(14)
 
 """
     LREError(status, message)
@@ -82,7 +83,9 @@ end
 An optimizer for `n` parameters configured by a spec string (`""` is the default configuration;
 see the README, "The spec string"). Its element type is `dtype` (`Float32` or `Float64`) when
 given, else the spec's `dtype` (f32 unless it says `dtype=f64`). The library's memory is freed by
-`close(opt)` or, later, by the garbage collector. One optimizer is used by one task at a time.
+`close(opt)` or, later, by the garbage collector. One optimizer serves one call at a time: a call
+that overlaps another on the same optimizer (from another thread, or from its own `hvp`) throws an
+`LREError` with status `LRE_ERR_BUSY` and changes nothing; tasks that share one must take turns.
 """
 mutable struct Optimizer{T<:Union{Float32,Float64}}
     ptr::Ptr{Cvoid}
@@ -264,11 +267,13 @@ c_step_batch(opt::Optimizer{Float64}, x, grads, batch, vals) =
 # rooted while C holds its address.
 function with_hvp(c_call, opt::Optimizer{T}, hvp) where {T}
     hvp === nothing && return check(c_call(C_NULL, C_NULL))
-    opt.hvp = hvp
+    # A call from inside `hvp` comes back here (and is refused as busy): it must leave the
+    # callback of the step in progress in place.
+    outer, opt.hvp = opt.hvp, hvp
     status = try
         GC.@preserve opt c_call(hvp_trampoline(T), pointer_from_objref(opt))
     finally
-        opt.hvp = nothing
+        opt.hvp = outer
     end
     err = opt.callback_error
     if err !== nothing

@@ -88,6 +88,33 @@ end
         @test_throws DimensionMismatch LRE.with_hvp(invoke_once, opt, w -> w[1:2])
     end
 
+    @testset "a call from the hvp callback is refused as busy" begin
+        opt = LRE.Optimizer("curvature=full_hutchinson_hessian", 4; dtype = Float64)
+        x = ones(Float64, 4)
+        refused = LREError[]
+        function nosy(v)
+            try
+                opt["step"]
+            catch err
+                err isa LREError && push!(refused, err)
+            end
+            return 2 .* v
+        end
+        step!(opt, x, 2 .* x; hvp = nosy)
+        @test length(refused) == 1 && refused[1].status == LRE.LRE_ERR_BUSY
+        @test opt["step"] == 1 && opt.hvp === nothing
+        before = copy(x)
+        meddling(v) = (step!(opt, x, 2 .* x; hvp = nosy); 2 .* v)
+        thrown = try
+            step!(opt, x, 2 .* x; hvp = meddling)
+            nothing
+        catch err
+            err
+        end
+        @test thrown isa LREError && thrown.status == LRE.LRE_ERR_BUSY
+        @test x == before && opt["step"] == 1
+    end
+
     @testset "state" begin
         spec = "basis=ggt(history_size=8); lr=0.05"
         reference = train!(LRE.Optimizer(spec, 6; dtype = Float64), ones(6), 30)

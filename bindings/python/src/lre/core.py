@@ -33,6 +33,7 @@ class Status(enum.IntEnum):
     LRE_ERR_CALL_ORDER = 11
     LRE_ERR_OUT_OF_MEMORY = 12
     LRE_ERR_PANIC = 13
+    LRE_ERR_BUSY = 14
 
 
 class LREError(Exception):
@@ -131,8 +132,13 @@ class Optimizer:
     """An LRE optimizer over n parameters of the dtype its spec names (float32 unless "dtype=f64").
 
     Arrays are numpy arrays of exactly that dtype, C-contiguous, never copied or converted:
-    `params` is updated in place. Every failing call raises `LREError` and changes nothing. One
-    optimizer is used by one thread at a time; the library is called without the GIL.
+    `params` is updated in place. Every failing call raises `LREError` and changes nothing.
+
+    One optimizer serves one call at a time (the library is called without the GIL): a call that
+    overlaps another on the same optimizer, from a second thread or from the optimizer's own hvp
+    callback, raises `LREError` with status `LRE_ERR_BUSY` at once and changes nothing. Threads
+    that share an optimizer must take turns (with a lock, say); distinct optimizers are
+    independent.
     """
 
     def __init__(self, spec: str = "", n: Optional[int] = None):

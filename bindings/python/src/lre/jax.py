@@ -22,6 +22,12 @@
 * A non-finite gradient or HVP skips the step inside the compiled call: params and state stay
   as they were, `count` does not advance and `skipped_steps(state)` counts it (raising there
   would lose a donated state).
+* Concurrency: there is no optimizer handle to share (each call steps an optimizer of its own,
+  decoded from the state it is given or taken whole from the library's one-entry cache of the
+  last step), so `lre.core`'s `LRE_ERR_BUSY` cannot happen here. Stepping one state
+  concurrently (two threads, or two calls with the same state) is safe but forks it: each call
+  returns the state one step from the given one, independently; keep one of them. A donated state
+  belongs to the first call that gets it (JAX refuses to use a donated array again).
 * Curvatures built from Hessian-vector products (full_hutchinson_hessian, bfgs, sr1) take
   `hvp_fn` in `update`: a function from a params-shaped tangent to H·tangent, e.g. from
   `grad_and_hvp(loss, params, *args)`. One custom call emits the probe vectors, JAX computes
