@@ -37,22 +37,26 @@ fn python() -> &'static PathBuf {
                 "creating the virtual environment",
             );
             run_ok(
-                Command::new(&python)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                    ])
-                    .arg("-r")
-                    .arg(&requirements),
+                pip_install(&python).arg("-r").arg(&requirements),
                 "installing the Python test requirements",
             );
             std::fs::write(&stamp, &wanted).expect("writing the stamp");
         }
         python
     })
+}
+
+/// `python -m pip install`, quietly.
+fn pip_install(python: &Path) -> Command {
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    pip
 }
 
 /// Every size, offset and constant of tests/c/xla_layout.c, from the C compiler, equals the
@@ -225,14 +229,7 @@ fn python_package_installs_and_its_tests_pass() {
     let python = python();
     let building = PACKAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     run_ok(
-        Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
+        pip_install(python)
             .args(["--force-reinstall", "--no-deps", "--no-build-isolation"])
             .arg(crate_root().join("bindings/python"))
             .env("LRE_LIBRARY", &library),
@@ -423,15 +420,8 @@ fn wheel_installs_without_rust_and_its_core_tests_pass() {
             .current_dir(&dir);
     };
     let fresh = venv.join("bin").join("python");
-    let mut install = Command::new(&fresh);
+    let mut install = pip_install(&fresh);
     install
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
         .arg("-c")
         .arg(crate_root().join("bindings/python/requirements-test.txt"))
         .arg(&wheel)
