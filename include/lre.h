@@ -258,9 +258,9 @@ lre_status lre_optimizer_chain_push(lre_optimizer_t *opt, const char *component)
 lre_status lre_optimizer_spec(const lre_optimizer_t *opt, char *buf, size_t cap, size_t *len);
 
 /**
- * Sets a parameter: "lr" (finite, >= 0; takes effect at the next step) or "loss" (the loss of
- * the next step, for curvatures that need it: covariance_times_loss, unrolled_gauss_newton;
- * consumed by that step).
+ * Sets a parameter: "lr" or "weight_decay" (finite, >= 0; they take effect at the next step)
+ * or "loss" (the loss of the next step, for curvatures that need it: covariance_times_loss,
+ * unrolled_gauss_newton; consumed by that step).
  *
  * # Safety
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string.
@@ -268,12 +268,12 @@ lre_status lre_optimizer_spec(const lre_optimizer_t *opt, char *buf, size_t cap,
 lre_status lre_optimizer_set_param(lre_optimizer_t *opt, const char *key, double value);
 
 /**
- * Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
- * columns the inner optimizer used in the last step; 0 before the first), "ndim",
- * "num_probes" (Hessian-vector products per update step), "update_freq", "init_steps",
- * "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64),
- * "needs_loss" and "needs_samples" (1 if the curvature needs the loss set before each step, or
- * per-sample gradients through the batch step).
+ * Reads a parameter into `*value`: "lr", "weight_decay", and the read-only "step" (steps
+ * taken), "rank" (basis columns the inner optimizer used in the last step; 0 before the
+ * first), "ndim", "num_probes" (Hessian-vector products per update step), "update_freq",
+ * "init_steps", "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code:
+ * 1 = f32, 2 = f64), "needs_loss" and "needs_samples" (1 if the curvature needs the loss set
+ * before each step, or per-sample gradients through the batch step).
  *
  * # Safety
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -320,8 +320,9 @@ lre_status lre_optimizer_state_save(const lre_optimizer_t *opt,
 
 /**
  * Replaces the optimizer's state with a blob from `lre_optimizer_state_save`. The blob must
- * come from an optimizer with the same spec (lr and threads aside), ndim and dtype, else
- * `LRE_ERR_STATE` says what differs; lr is restored from the blob. On error nothing changes.
+ * come from an optimizer with the same spec (lr, weight_decay and threads aside), ndim and
+ * dtype, else `LRE_ERR_STATE` says what differs; lr and weight_decay are restored from the
+ * blob. On error nothing changes.
  *
  * # Safety
  * `opt` is a live optimizer; `buf` is NULL or valid for `len` bytes.

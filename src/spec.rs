@@ -47,6 +47,9 @@ pub struct Config {
     pub basis: Component,
     pub chain: Vec<Component>,
     pub lr: f64,
+    /// Decoupled weight decay: each step that moves the parameters first scales them by
+    /// 1 − lr·weight_decay (see `Optimizer::advance`).
+    pub weight_decay: f64,
     pub update_freq: u64,
     pub init_steps: u64,
     pub symmetrize: bool,
@@ -68,12 +71,13 @@ impl fmt::Display for Config {
         let chain: Vec<String> = self.chain.iter().map(|c| c.to_string()).collect();
         write!(
             f,
-            "curvature={}; basis={}; chain=[{}]; lr={}; update_freq={}; init_steps={}; symmetrize={}; \
-             seed={}; dtype={}; device={}; threads={}",
+            "curvature={}; basis={}; chain=[{}]; lr={}; weight_decay={}; update_freq={}; init_steps={}; \
+             symmetrize={}; seed={}; dtype={}; device={}; threads={}",
             self.curvature,
             self.basis,
             chain.join(", "),
             format_number(self.lr),
+            format_number(self.weight_decay),
             self.update_freq,
             self.init_steps,
             self.symmetrize,
@@ -91,6 +95,7 @@ const KEYS: &[&str] = &[
     "basis",
     "chain",
     "lr",
+    "weight_decay",
     "update_freq",
     "init_steps",
     "symmetrize",
@@ -115,6 +120,7 @@ impl Config {
             basis: Component::with_defaults(&basis::ggt::COMPONENTS[0]),
             chain: Vec::new(),
             lr: 0.01,
+            weight_decay: 0.0,
             update_freq: 1,
             init_steps: 0,
             symmetrize: true,
@@ -156,6 +162,9 @@ impl Config {
                     config.chain = p.chain()?;
                 }
                 "lr" => config.lr = p.number(key, |x| x >= 0.0, "a finite number >= 0")?,
+                "weight_decay" => {
+                    config.weight_decay = p.number(key, |x| x >= 0.0, "a finite number >= 0")?
+                }
                 "update_freq" => config.update_freq = p.integer(key, 1, u64::MAX)?,
                 "init_steps" => config.init_steps = p.integer(key, 0, u64::MAX)?,
                 "symmetrize" => config.symmetrize = p.boolean(key)?,

@@ -1,7 +1,8 @@
 //! The Python binding (bindings/python): installs the pinned test requirements into a virtual
 //! environment under target/, checks the Rust mirror of XLA's FFI C API against the installed
 //! jaxlib's header, installs the package with `pip install ./bindings/python` (bundling the
-//! library this test run built) and runs its pytest suite (lre.core and lre.jax).
+//! library this test run built) and runs its pytest suite (lre.core and lre.jax), and builds the
+//! sdist and the wheel, which installs and passes lre.core's tests without Rust.
 
 mod common;
 #[path = "common/process.rs"]
@@ -11,9 +12,13 @@ use common::library_dir;
 use lre::ffi::xla::c_api;
 use process::{crate_root, run_ok, scratch_dir};
 use std::mem::{offset_of, size_of};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+/// Held while a test builds the package: setuptools writes build/ and src/lre.egg-info/ inside
+/// bindings/python, which two builds at once would share.
+static PACKAGE_BUILD: Mutex<()> = Mutex::new(());
 
 /// The virtual environment's python, created (or updated when the requirements changed) once.
 fn python() -> &'static PathBuf {
@@ -32,22 +37,26 @@ fn python() -> &'static PathBuf {
                 "creating the virtual environment",
             );
             run_ok(
-                Command::new(&python)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                    ])
-                    .arg("-r")
-                    .arg(&requirements),
+                pip_install(&python).arg("-r").arg(&requirements),
                 "installing the Python test requirements",
             );
             std::fs::write(&stamp, &wanted).expect("writing the stamp");
         }
         python
     })
+}
+
+/// `python -m pip install`, quietly.
+fn pip_install(python: &Path) -> Command {
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    pip
 }
 
 /// Every size, offset and constant of tests/c/xla_layout.c, from the C compiler, equals the
@@ -219,20 +228,15 @@ fn xla_ffi_mirror_matches_the_installed_jaxlib_header() {
 fn python_package_installs_and_its_tests_pass() {
     let library = library_dir().join("liblre.so");
     let python = python();
+    let building = PACKAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     run_ok(
-        Command::new(python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
+        pip_install(python)
             .args(["--force-reinstall", "--no-deps", "--no-build-isolation"])
             .arg(crate_root().join("bindings/python"))
             .env("LRE_LIBRARY", &library),
         "pip install ./bindings/python",
     );
+    drop(building);
     let outside = scratch_dir("python-installed");
     let found = run_ok(
         Command::new(python)
@@ -303,4 +307,169 @@ fn readme_jax_example_runs() {
         dir.join("lre.state").is_file(),
         "the example saves the state"
     );
+}
+
+/// The one documented build command, `python -m build bindings/python`, makes an sdist that
+/// carries the Rust crate and, from that sdist, a `py3-none-manylinux_*` wheel bundling the
+/// library (here this run's library, through LRE_LIBRARY, instead of a release build).
+/// auditwheel agrees with the wheel's platform tag; the sdist's crate is complete (cargo
+/// resolves it offline from its own lock file); the wheel installs into a fresh virtual
+/// environment with no Rust on PATH, where lre.core's tests pass against the bundled library.
+#[test]
+fn wheel_installs_without_rust_and_its_core_tests_pass() {
+    let dir = scratch_dir("python-wheel");
+    // The release profile has no debug info; this run's library does (160 MB): strip a copy.
+    let library = dir.join("liblre.so");
+    run_ok(
+        Command::new("strip")
+            .args(["--strip-debug", "-o"])
+            .arg(&library)
+            .arg(library_dir().join("liblre.so")),
+        "strip --strip-debug liblre.so",
+    );
+    let dist = dir.join("dist");
+    let building = PACKAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    run_ok(
+        Command::new(python())
+            .args(["-m", "build", "--no-isolation", "--outdir"])
+            .arg(&dist)
+            .arg(crate_root().join("bindings/python"))
+            .env("LRE_LIBRARY", &library),
+        "python -m build bindings/python",
+    );
+    drop(building);
+    let built = |suffix: &str| -> PathBuf {
+        let found: Vec<PathBuf> = std::fs::read_dir(&dist)
+            .expect("the dist folder")
+            .map(|entry| entry.expect("a dist entry").path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        assert_eq!(found.len(), 1, "one {suffix} expected: {found:?}");
+        found[0].clone()
+    };
+    let (wheel, sdist) = (built(".whl"), built(".tar.gz"));
+
+    let wheel_name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    let version = env!("CARGO_PKG_VERSION");
+    let prefix = format!("lre-{version}-py3-none-manylinux_");
+    assert!(
+        wheel_name.starts_with(&prefix),
+        "wheel {wheel_name}: expected {prefix}*"
+    );
+    let platform = wheel_name
+        .trim_end_matches(".whl")
+        .rsplit('-')
+        .next()
+        .unwrap();
+    let shown = run_ok(
+        Command::new(python())
+            .args(["-m", "auditwheel", "show"])
+            .arg(&wheel),
+        "auditwheel show",
+    );
+    let shown = shown.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        shown.contains(&format!(
+            "consistent with the following platform tag: \"{platform}\""
+        )),
+        "auditwheel does not confirm the tag {platform}: {shown}"
+    );
+
+    run_ok(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&sdist)
+            .arg("-C")
+            .arg(&dir),
+        "unpacking the sdist",
+    );
+    let crate_copy = dir.join(format!("lre-{version}")).join("rust");
+    let missing: Vec<PathBuf> = files_under(&crate_root().join("src"))
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(crate_root()).ok().map(Path::to_path_buf))
+        .filter(|relative| !crate_copy.join(relative).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the sdist lacks crate files: {missing:?}"
+    );
+    run_ok(
+        Command::new(env!("CARGO"))
+            .args(["fetch", "--locked", "--offline", "--manifest-path"])
+            .arg(crate_copy.join("Cargo.toml")),
+        "cargo fetch on the sdist's crate",
+    );
+
+    // A fresh environment whose PATH has no cargo or rustc.
+    let venv = dir.join("venv");
+    run_ok(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "creating a fresh virtual environment",
+    );
+    let mut path = vec![venv.join("bin")];
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    path.extend(
+        std::env::split_paths(&inherited)
+            .filter(|d| !d.join("cargo").exists() && !d.join("rustc").exists()),
+    );
+    let without_rust = |cmd: &mut Command| {
+        cmd.env("PATH", std::env::join_paths(&path).expect("a PATH"))
+            .env_remove("LRE_LIBRARY")
+            .env_remove("CARGO")
+            .env_remove("RUSTUP_HOME")
+            .env_remove("CARGO_HOME")
+            .current_dir(&dir);
+    };
+    let fresh = venv.join("bin").join("python");
+    let mut install = pip_install(&fresh);
+    install
+        .arg("-c")
+        .arg(crate_root().join("bindings/python/requirements-test.txt"))
+        .arg(&wheel)
+        .arg("pytest");
+    without_rust(&mut install);
+    run_ok(
+        &mut install,
+        "pip install the wheel (and pytest) without Rust",
+    );
+    let mut check = Command::new(&fresh);
+    check.args([
+        "-c",
+        "import shutil, lre; assert shutil.which('cargo') is None and shutil.which('rustc') is None, \
+         'Rust on PATH'; print(lre._library.load()._name)",
+    ]);
+    without_rust(&mut check);
+    let loaded = run_ok(&mut check, "importing the installed wheel");
+    assert!(
+        Path::new(loaded.trim()).starts_with(&venv),
+        "the wheel should load its bundled library: {loaded}"
+    );
+    let mut pytest = Command::new(&fresh);
+    pytest
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "pythonpath=",
+        ])
+        .arg(crate_root().join("bindings/python/tests/test_core.py"));
+    without_rust(&mut pytest);
+    run_ok(&mut pytest, "lre.core's tests against the installed wheel");
+}
+
+/// Every file below `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("a readable folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

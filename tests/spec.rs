@@ -12,7 +12,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=100, truncate=none, eig_tol=1e-5, \
      damping=0, rdamping=0, abs=false); chain=[adam(beta1=0.9, beta2=0.99, eps=1e-8, amsgrad_beta=none), \
      cautious, clip_norm_by_ema(beta=0.99, max_growth=1.2, normalize=true, min_norm=0.01, init=0.1)]; \
-     lr=0.01; update_freq=1; init_steps=0; symmetrize=true; seed=0; dtype=f32; device=cpu; threads=1";
+     lr=0.01; weight_decay=0; update_freq=1; init_steps=0; symmetrize=true; seed=0; dtype=f32; device=cpu; \
+     threads=1";
 
 /// The default spec as DESIGN.md writes it.
 const DESIGN_DEFAULT: &str = "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
@@ -212,6 +213,9 @@ fn default_and_hand_written_specs_round_trip() {
         "lr=3e300",
         "lr=5e-324",
         "lr=0.1; update_freq=3; init_steps=7; symmetrize=false; seed=42; dtype=f64; device=cuda:3; threads=4",
+        "weight_decay=0.01",
+        "weight_decay=1e-300; lr=0",
+        "weight-decay=2.5",
         "seed=18446744073709551615; init_steps=18446744073709551615; update_freq=18446744073709551615",
         "threads=256",
         "device=cuda",
@@ -242,9 +246,10 @@ fn default_and_hand_written_specs_round_trip() {
 #[test]
 fn non_default_top_level_values_print_as_given() {
     let (config, text) = round_trip(
-        "lr=0.25; update_freq=3; init_steps=7; symmetrize=false; seed=42; dtype=f64; device=cuda:3; threads=4",
+        "lr=0.25; weight_decay=0.125; update_freq=3; init_steps=7; symmetrize=false; seed=42; dtype=f64; device=cuda:3; threads=4",
     );
     assert_eq!(config.lr, 0.25);
+    assert_eq!(config.weight_decay, 0.125);
     assert_eq!(config.update_freq, 3);
     assert_eq!(config.init_steps, 7);
     assert!(!config.symmetrize);
@@ -254,6 +259,7 @@ fn non_default_top_level_values_print_as_given() {
     assert_eq!(config.threads, 4);
     for piece in [
         "lr=0.25",
+        "weight_decay=0.125",
         "update_freq=3",
         "init_steps=7",
         "symmetrize=false",
@@ -269,6 +275,7 @@ fn non_default_top_level_values_print_as_given() {
     assert_eq!(config.chain, Config::default().chain);
     assert_eq!(config.basis, Config::default().basis);
     assert_eq!(config.lr, 0.01);
+    assert_eq!(config.weight_decay, 0.0);
 }
 
 #[test]
@@ -698,6 +705,9 @@ fn values_out_of_range() {
         &["\"0.5\"", "max_growth"],
     );
     spec_error("lr=-1", &["\"-1\"", "lr", ">= 0"]);
+    spec_error("weight_decay=-0.01", &["\"-0.01\"", "weight_decay", ">= 0"]);
+    spec_error("weight_decay=nan", &["\"nan\"", "weight_decay", "finite"]);
+    spec_error("weight_decay=inf", &["\"inf\"", "weight_decay", "finite"]);
     spec_error("threads=0", &["\"0\"", "threads", "256"]);
     spec_error("threads=257", &["\"257\"", "threads", "256"]);
     spec_error("update_freq=0", &["\"0\"", "update_freq", ">= 1"]);
@@ -1182,6 +1192,7 @@ fn random_spec(rng: &mut XorShift) -> String {
         "basis",
         "chain",
         "lr",
+        "weight_decay",
         "update_freq",
         "init_steps",
         "symmetrize",
@@ -1216,7 +1227,7 @@ fn random_spec(rng: &mut XorShift) -> String {
                 .to_string(),
             "threads" => rng.below(270).to_string(),
             _ if rng.below(4) == 0 => random_number(rng),
-            "lr" => format!("{}", rng.below(100_000) as f64 / 1e4),
+            "lr" | "weight_decay" => format!("{}", rng.below(100_000) as f64 / 1e4),
             _ => rng.below(1000).to_string(),
         };
         entries.push(format!("{}={value}", respell(rng, key)));

@@ -276,8 +276,8 @@ public:
         return from_state(blob.data(), blob.size());
     }
 
-    /// Replaces the state with a blob of state() from an optimizer with the same spec (lr and
-    /// threads aside), ndim and dtype. On error nothing changed.
+    /// Replaces the state with a blob of state() from an optimizer with the same spec (lr,
+    /// weight_decay and threads aside), ndim and dtype. On error nothing changed.
     void load_state(const std::uint8_t *data, std::size_t len) {
         detail::check(lre_optimizer_state_load(handle_.get(), data, len));
     }

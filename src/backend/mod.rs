@@ -105,7 +105,12 @@ pub trait Backend: Send + Clone {
     fn axpy(&self, alpha: f64, x: &Self::Vector, y: &mut Self::Vector);
 
     /// x ← α·x.
-    fn scale(&self, alpha: f64, x: &mut Self::Vector);
+    fn scale(&self, alpha: f64, x: &mut Self::Vector) {
+        self.scale_params(alpha, self.as_inout(x));
+    }
+
+    /// y ← α·y for a read-write caller vector (the parameters: decoupled weight decay).
+    fn scale_params(&self, alpha: f64, y: Self::InOut<'_>);
 
     /// M[:, col] ← src.
     fn set_column(&self, m: &mut Self::Matrix, col: usize, src: &Self::Vector);

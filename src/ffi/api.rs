@@ -141,9 +141,9 @@ pub unsafe extern "C" fn lre_optimizer_spec(
     })
 }
 
-/// Sets a parameter: "lr" (finite, >= 0; takes effect at the next step) or "loss" (the loss of
-/// the next step, for curvatures that need it: covariance_times_loss, unrolled_gauss_newton;
-/// consumed by that step).
+/// Sets a parameter: "lr" or "weight_decay" (finite, >= 0; they take effect at the next step)
+/// or "loss" (the loss of the next step, for curvatures that need it: covariance_times_loss,
+/// unrolled_gauss_newton; consumed by that step).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string.
@@ -160,12 +160,13 @@ pub unsafe extern "C" fn lre_optimizer_set_param(
         let key = unsafe { pointers::text(key, "key") }?;
         match key {
             "lr" => with_optimizer!(&mut *opt, o => o.set_lr(value)),
+            "weight_decay" => with_optimizer!(&mut *opt, o => o.set_weight_decay(value)),
             "loss" => with_optimizer!(&mut *opt, o => o.set_loss(value)),
             k if GETTABLE.contains(&k) => Err(Error::invalid(format!(
-                "\"{k}\" is read-only; settable keys: lr, loss"
+                "\"{k}\" is read-only; settable keys: lr, weight_decay, loss"
             ))),
             k => Err(Error::invalid(format!(
-                "unknown parameter \"{k}\"; settable keys: lr, loss"
+                "unknown parameter \"{k}\"; settable keys: lr, weight_decay, loss"
             ))),
         }
     })
@@ -174,6 +175,7 @@ pub unsafe extern "C" fn lre_optimizer_set_param(
 /// Keys `lre_optimizer_get_param` answers.
 const GETTABLE: &[&str] = &[
     "lr",
+    "weight_decay",
     "step",
     "rank",
     "ndim",
@@ -188,12 +190,12 @@ const GETTABLE: &[&str] = &[
     "needs_samples",
 ];
 
-/// Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
-/// columns the inner optimizer used in the last step; 0 before the first), "ndim",
-/// "num_probes" (Hessian-vector products per update step), "update_freq", "init_steps",
-/// "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64),
-/// "needs_loss" and "needs_samples" (1 if the curvature needs the loss set before each step, or
-/// per-sample gradients through the batch step).
+/// Reads a parameter into `*value`: "lr", "weight_decay", and the read-only "step" (steps
+/// taken), "rank" (basis columns the inner optimizer used in the last step; 0 before the
+/// first), "ndim", "num_probes" (Hessian-vector products per update step), "update_freq",
+/// "init_steps", "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code:
+/// 1 = f32, 2 = f64), "needs_loss" and "needs_samples" (1 if the curvature needs the loss set
+/// before each step, or per-sample gradients through the batch step).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -213,6 +215,7 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
             let c = o.config();
             match key {
                 "lr" => c.lr,
+                "weight_decay" => c.weight_decay,
                 "step" => o.steps() as f64,
                 "rank" => o.rank() as f64,
                 "ndim" => o.ndim() as f64,
@@ -324,8 +327,9 @@ pub unsafe extern "C" fn lre_optimizer_state_save(
 }
 
 /// Replaces the optimizer's state with a blob from `lre_optimizer_state_save`. The blob must
-/// come from an optimizer with the same spec (lr and threads aside), ndim and dtype, else
-/// `LRE_ERR_STATE` says what differs; lr is restored from the blob. On error nothing changes.
+/// come from an optimizer with the same spec (lr, weight_decay and threads aside), ndim and
+/// dtype, else `LRE_ERR_STATE` says what differs; lr and weight_decay are restored from the
+/// blob. On error nothing changes.
 ///
 /// # Safety
 /// `opt` is a live optimizer; `buf` is NULL or valid for `len` bytes.

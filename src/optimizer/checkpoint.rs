@@ -45,8 +45,8 @@ fn saved_config(dec: &Decoder<'_>) -> Result<Config> {
     })
 }
 
-/// What differs between a saved configuration and an optimizer's, lr and threads aside (lr is
-/// state a schedule changes; threads belong to the machine).
+/// What differs between a saved configuration and an optimizer's, lr, weight_decay and threads
+/// aside (lr and weight_decay are state a schedule changes; threads belong to the machine).
 fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let mut note = |key: &str, a: String, b: String| {
@@ -143,8 +143,8 @@ impl<B: Backend + 'static> Optimizer<B> {
     }
 
     /// Replaces this optimizer's state with a saved one. The blob must come from an optimizer
-    /// with the same configuration (lr and threads aside), n and dtype; lr is restored from
-    /// it. On any error nothing changes.
+    /// with the same configuration (lr, weight_decay and threads aside), n and dtype; lr and
+    /// weight_decay are restored from it. On any error nothing changes.
     pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
         let mut dec = Decoder::new(bytes)?;
         let saved = saved_config(&dec)?;
@@ -174,6 +174,7 @@ impl<B: Backend + 'static> Optimizer<B> {
         }
         let mut config = self.config.clone();
         config.lr = saved.lr;
+        config.weight_decay = saved.weight_decay;
         let mut fresh = Optimizer::new(config, self.backend.clone())?;
         // A step in progress is not state: loading abandons it.
         fresh.restore(&mut dec)?;

@@ -209,12 +209,13 @@ impl<B: Backend + 'static> Optimizer<B> {
 
     /// Sets the learning rate (finite, >= 0); takes effect at the next step.
     pub fn set_lr(&mut self, lr: f64) -> Result<()> {
-        if !(lr.is_finite() && lr >= 0.0) {
-            return Err(Error::invalid(format!(
-                "lr = {lr}; expected a finite number >= 0"
-            )));
-        }
-        self.config.lr = lr;
+        self.config.lr = non_negative("lr", lr)?;
+        Ok(())
+    }
+
+    /// Sets the decoupled weight decay (finite, >= 0); takes effect at the next step.
+    pub fn set_weight_decay(&mut self, weight_decay: f64) -> Result<()> {
+        self.config.weight_decay = non_negative("weight_decay", weight_decay)?;
         Ok(())
     }
 
@@ -240,6 +241,17 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.chain.push(member);
         self.config.chain.push(component);
         Ok(())
+    }
+}
+
+/// `value` if it is finite and >= 0 (the settable hyperparameters), else an error naming `key`.
+fn non_negative(key: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(format!(
+            "{key} = {value}; expected a finite number >= 0"
+        )))
     }
 }
 

@@ -328,6 +328,7 @@ impl<B: Backend + 'static> Optimizer<B> {
         let step_grad = observed.gradient.unwrap_or(grad);
         if t < self.config.init_steps || self.basis.rank().is_none() {
             // Init steps only build the basis; with no basis yet there is nothing to step in.
+            // The parameters do not move, weight decay included.
             self.curvature.after_step(be, &params, next_update);
             return;
         }
@@ -369,6 +370,13 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.last_eigenvalues.clear();
         self.last_eigenvalues
             .extend_from_slice(self.basis.eigenvalues().unwrap_or(&[]));
+        // Decoupled weight decay, as AdamW: x ← (1 − lr·wd)·x − lr·Q·û, the decay taken on the
+        // x before the step. With wd = 0 the parameters are not touched, so results stay
+        // bit-identical to an optimizer without the key.
+        let decay = self.config.lr * self.config.weight_decay;
+        if decay != 0.0 {
+            be.scale_params(1.0 - decay, be.reborrow(&mut params));
+        }
         self.basis.add_unprojected(
             be,
             &scratch.update,
@@ -378,7 +386,7 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.curvature.after_step(be, &params, next_update);
     }
 
-    /// One step with a plain gradient: x ← x − lr·Q·û. For curvatures that need Hessian-vector
+    /// One step with a plain gradient: x ← (1 − lr·weight_decay)·x − lr·Q·û. For curvatures that need Hessian-vector
     /// products use a step with HVPs. On error nothing has changed.
     pub fn step(&mut self, params: B::InOut<'_>, grad: B::Input<'_>) -> Result<()>
     where

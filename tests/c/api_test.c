@@ -418,6 +418,15 @@ static void test_params(void)
     CHECK_STATUS(lre_optimizer_set_param(opt, "lr", 0.5), LRE_OK, "set lr = 0.5");
     v = get_param(opt, "lr");
     CHECK(v == 0.5, "get_param(\"lr\") after set 0.5 = %g", v);
+    CHECK(get_param(opt, "weight_decay") == 0.0, "default weight_decay is not 0");
+    CHECK_STATUS(lre_optimizer_set_param(opt, "weight_decay", -0.5), LRE_ERR_INVALID_ARGUMENT,
+                 "set weight_decay = -0.5");
+    CHECK_STATUS(lre_optimizer_set_param(opt, "weight_decay", INFINITY), LRE_ERR_INVALID_ARGUMENT,
+                 "set weight_decay = inf");
+    CHECK(get_param(opt, "weight_decay") == 0.0, "a rejected set_param changed weight_decay");
+    CHECK_STATUS(lre_optimizer_set_param(opt, "weight_decay", 0.25), LRE_OK, "set weight_decay = 0.25");
+    v = get_param(opt, "weight_decay");
+    CHECK(v == 0.25, "get_param(\"weight_decay\") after set 0.25 = %g", v);
     CHECK_STATUS(lre_optimizer_set_param(opt, "rank", 3.0), LRE_ERR_INVALID_ARGUMENT, "set rank (read-only)");
     CHECK_STATUS(lre_optimizer_set_param(opt, "bogus", 3.0), LRE_ERR_INVALID_ARGUMENT, "set bogus");
     v = -7.0;

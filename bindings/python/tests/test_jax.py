@@ -433,3 +433,23 @@ def test_a_cpp_run_resumes_in_jax(resume_program, tmp_path):
     assert lre.jax.to_c_state(state) == blob11
     with pytest.raises(lre.core.LREError, match="history_size"):
         lre.jax.lre("basis=ggt(history_size=9)").from_c_state(blob6, params)
+
+
+def test_weight_decay_key_is_decoupled_and_the_optax_recipes_are_as_documented():
+    wd = 0.25
+    params = make_params()
+    grads = jax.grad(quadratic_loss)(params)
+    x = flat(params)
+
+    def first_updates(opt):
+        return flat(opt.update(grads, opt.init(params), params)[0])
+
+    plain = first_updates(lre.jax.lre(SPEC, learning_rate=LR))
+    decayed = first_updates(lre.jax.lre(SPEC + f"; weight_decay={wd}", learning_rate=LR))
+    np.testing.assert_allclose(decayed - plain, -LR * wd * x, rtol=0, atol=1e-6)
+    # The documented optax equivalent for a constant lr: decay added after LRE, scaled by -lr.
+    recipe = optax.chain(lre.jax.lre(SPEC, learning_rate=LR), optax.add_decayed_weights(-LR * wd))
+    np.testing.assert_allclose(first_updates(recipe), decayed, rtol=0, atol=1e-6)
+    # The naive chain adds +wd·x: the wrong sign and no lr.
+    naive = optax.chain(lre.jax.lre(SPEC, learning_rate=LR), optax.add_decayed_weights(wd))
+    np.testing.assert_allclose(first_updates(naive) - plain, wd * x, rtol=0, atol=1e-6)

@@ -282,9 +282,9 @@ impl<T: Scalar> Backend for Cpu<T> {
         }
     }
 
-    fn scale(&self, alpha: f64, x: &mut Vec<T>) {
-        for xi in x.iter_mut() {
-            *xi = T::from_f64(alpha * xi.to_f64());
+    fn scale_params(&self, alpha: f64, y: &mut [T]) {
+        for yi in y.iter_mut() {
+            *yi = T::from_f64(alpha * yi.to_f64());
         }
     }
 

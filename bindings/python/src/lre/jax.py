@@ -17,6 +17,14 @@
   from the blob that `lre.core`, the C++ wrapper and Julia save and load.
 * `learning_rate` is a float or an optax schedule (a function of the step count); it is an input
   of the custom call, not a compile-time constant.
+* Weight decay: put `weight_decay=wd` in the spec. LRE's updates are final (already scaled by
+  -lr), so `optax.add_decayed_weights(wd)` after it adds +wd*params: the wrong sign, without the
+  lr. Before it, as `optax.chain(optax.add_decayed_weights(wd), lre(...))`, the decay joins the
+  gradient (L2 regularization: it feeds the curvature and goes through the basis and the inner
+  chain), which is not decoupled decay. The spec key gives AdamW's update
+  params - lr*wd*params - lr*Q*u with each step's lr (schedules included), skips init steps, and
+  travels in the state. For a constant lr, `optax.chain(lre(spec, lr),
+  optax.add_decayed_weights(-lr * wd, mask))` is the same decay when some leaves must be excluded.
 * The custom calls are pure; donate the state (`jax.jit(step, donate_argnums=...)`) and XLA
   updates it in place (`input_output_aliases`).
 * A non-finite gradient or HVP skips the step inside the compiled call: params and state stay
