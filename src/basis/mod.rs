@@ -1,4 +1,4 @@
-//! Bases: the k-dimensional subspace the inner optimizer works in (ALGORITHM.md §3).
+//! Bases: the k-dimensional subspace the inner optimizer works in (docs/algorithm.md §3).
 //!
 //! A basis is implicit: it answers projections (Qᵀg), adds unprojections (y += α·Q·u) and, when
 //! it changes, gives the change of basis C = Q_newᵀQ_old once for the whole chain. It never has
@@ -211,7 +211,7 @@ const fn update_damping(default: f64) -> crate::component::ParamSpec {
     )
 }
 
-/// Every basis the spec parser knows (ALGORITHM.md §3, Appendix B).
+/// Every basis the spec parser knows (docs/algorithm.md §3, Appendix B).
 pub static FAMILY: Family = Family {
     what: "basis",
     components: &[
