@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn stream_is_pinned() {
-        // ChaCha8(42)'s first word, as published for rand_chacha 0.9 (notes/DEPENDENCIES.md §5):
+        // ChaCha8(42)'s first word with rand_chacha 0.9 (docs/design.md, "Dependency notes"):
         // a changed generator would silently change every seeded result.
         let mut rng = Rng::new(42);
         assert_eq!(rng.inner.next_u64(), 12578764544318200737);

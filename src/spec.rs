@@ -1,4 +1,4 @@
-//! The spec string (DESIGN.md grammar) ⇄ a typed [`Config`].
+//! The spec string (docs/design.md, "The spec string") ⇄ a typed [`Config`].
 //!
 //! ```text
 //! spec      := [ entry ( ';' entry )* ]               whitespace is ignored
@@ -18,7 +18,7 @@ use crate::family::Family;
 use crate::{basis, curvature, inner};
 use std::fmt;
 
-/// The default configuration: the seed's recommended one (ALGORITHM.md §6.1).
+/// The default configuration: the seed's recommended one (docs/algorithm.md §6.1).
 pub const DEFAULT_SPEC: &str = "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
 
 /// Most threads accepted.

@@ -1,4 +1,4 @@
-//! Every basis of ALGORITHM.md §3 beyond GGT against dense linear algebra on small n (f64):
+//! Every basis of docs/algorithm.md §3 beyond GGT against dense linear algebra on small n (f64):
 //!
 //! - bases with eigenvalues (eigen, low_rank, randomized_eigen, nystrom) against a dense n×n
 //!   EMA with the same regularization, eigendecomposed every update: the handed-out
@@ -156,7 +156,7 @@ impl Tracker {
 }
 
 /// A dense n×n EMA of corrections, eigendecomposed and regularized like the bases with
-/// eigenvalues (ALGORITHM.md §3.1, §3.3 with the §7 item 5 fixes).
+/// eigenvalues (docs/algorithm.md §3.1, §3.3 with the §7 item 5 fixes).
 struct DenseEma {
     /// Stored eigenpairs (un-debiased), ascending.
     vectors: Vec<Vec<f64>>,
@@ -393,7 +393,7 @@ fn randomized_eigen_and_nystrom_match_a_dense_ema() {
     against_dense(spec, (20, 30), &[1.0; 2], false, &mut dense);
 }
 
-/// The dense reference window of common_directions (ALGORITHM.md §3.13): each new column,
+/// The dense reference window of common_directions (docs/algorithm.md §3.13): each new column,
 /// in order, is Gram–Schmidt-orthogonalized (twice) against the window and the columns pushed
 /// before it in the same update, and pushed if more than `tol` of it is left; the oldest
 /// columns leave once the update is done and the window holds more than `rank`.

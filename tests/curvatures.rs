@@ -1,4 +1,4 @@
-//! Every curvature of the seed (ALGORITHM.md §2) against its dense formula, the secant
+//! Every curvature of the seed (docs/algorithm.md §2) against its dense formula, the secant
 //! conditions of BFGS and SR1, the Hutchinson estimate's mean, Gauss-Newton and Hutchinson
 //! end to end, and the step protocol (split step, callback step, batch step, loss).
 

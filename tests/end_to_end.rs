@@ -1,5 +1,5 @@
 //! Whole optimizer runs on problems with known optima, and the step loop's contracts
-//! (ALGORITHM.md §1.3): init_steps, update_freq, failed steps, determinism, the chain.
+//! (docs/algorithm.md §1.3): init_steps, update_freq, failed steps, determinism, the chain.
 
 mod common;
 use common::{Quadratic, Xorshift};

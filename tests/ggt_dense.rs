@@ -205,7 +205,7 @@ fn implicit_ggt_matches_dense_construction_through_wraparound() {
 #[test]
 fn truncate_and_damping_follow_the_reference() {
     // truncate keeps the largest eigenpairs; rdamping adds rdamping·λ_max to each returned value
-    // but does not change Q (ALGORITHM.md §3.2 steps 3–5).
+    // but does not change Q (docs/algorithm.md §3.2 steps 3–5).
     let be = Cpu::<f64>::new(N, 1);
     let mut plain = Ggt::new(&ggt("history_size=8"), &be).unwrap();
     let mut shaped = Ggt::new(&ggt("history_size=8, truncate=3, rdamping=0.5"), &be).unwrap();

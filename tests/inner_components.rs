@@ -1,4 +1,4 @@
-//! The inner optimizers of ALGORITHM.md §5.7–5.15 (issue 4), each checked five ways:
+//! The inner optimizers of docs/algorithm.md §5.7–5.15 (issue 4), each checked five ways:
 //! (a) its update against the formula written out here on hand-made inputs, several steps with
 //! bias correction; (b) its reprojection against the §5.2 rule formed densely, with random
 //! orthonormal bases and k_new ≠ k_old (growing and shrinking); (c) invariance of the parameter
@@ -200,7 +200,7 @@ fn jacobi_eigen(a: &Dense) -> (Vec<f64>, Vec<Vec<f64>>) {
     (values, transpose(&v))
 }
 
-/// How a preconditioner's eigendecomposition is regularized (ALGORITHM.md §4.1 with re-sorting
+/// How a preconditioner's eigendecomposition is regularized (docs/algorithm.md §4.1 with re-sorting
 /// after abs): keep λ > tol·λ_max, add damping + rdamping·λ_max.
 struct Reg {
     tol: f64,

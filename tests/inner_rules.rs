@@ -1,4 +1,4 @@
-//! Inner optimizers against ALGORITHM.md §5: reprojection rules (§5.2) with random orthonormal
+//! Inner optimizers against docs/algorithm.md §5: reprojection rules (§5.2) with random orthonormal
 //! bases, k_new ≠ k_old included; updates against direct formulas; and invariance of the whole
 //! chain's parameter update to flipping the sign of any basis vector.
 
@@ -214,8 +214,8 @@ fn stateless_members_match_their_formulas() {
 
 #[test]
 fn clip_norm_by_ema_first_steps_follow_the_walkthrough() {
-    // ALGORITHM.md §6.2: e starts at 0.1·u, e' = 0.99e + 0.01u = 0.109u; normalize rescales the
-    // update to ‖e'‖; without normalize the update is only clipped to that norm.
+    // docs/algorithm.md §6.2: e starts at 0.1·u, e' = 0.99e + 0.01u = 0.109u; normalize rescales
+    // the update to ‖e'‖; without normalize the update is only clipped to that norm.
     let mut r = Rng::new(0);
     let u = vec![3.0, 4.0];
     let mut norm_by = inner::build(&component("normalize_by_ema")).unwrap();

@@ -1,4 +1,4 @@
-//! The spec string (DESIGN.md "The spec string") ⇄ `Config`: canonical printing round trips,
+//! The spec string (docs/design.md "The spec string") ⇄ `Config`: canonical printing round trips,
 //! every registry entry and hyperparameter, the seed's names, every error class with its status
 //! and message, every registry entry against the builders, and a deterministic fuzz loop.
 
@@ -15,7 +15,7 @@ const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=10
      lr=0.01; weight_decay=0; update_freq=1; init_steps=0; symmetrize=true; seed=0; dtype=f32; device=cpu; \
      threads=1";
 
-/// The default spec as DESIGN.md writes it.
+/// The default spec as docs/design.md writes it.
 const DESIGN_DEFAULT: &str = "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
 
 // ---------------------------------------------------------------------------------------------
@@ -418,7 +418,7 @@ fn default_canonical_form_is_exact() {
     assert_eq!(
         lre::DEFAULT_SPEC,
         DESIGN_DEFAULT,
-        "the library's DEFAULT_SPEC drifted from DESIGN.md"
+        "the library's DEFAULT_SPEC drifted from docs/design.md"
     );
     // The optimizer reports the same configuration.
     let opt = CpuOptimizer::<f32>::from_spec("", 8).expect("default optimizer");

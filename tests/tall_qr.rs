@@ -1,6 +1,6 @@
 //! The backend's tall QR (CholeskyQR2 with dropping and completion) on 1e6 × 32 f32 matrices —
-//! above the 2^19 rows where faer's f32 QR goes wrong (../shared/notes/DEPENDENCIES.md,
-//! finding 1): well-conditioned, nearly rank-deficient and exactly rank-deficient input.
+//! above the 2^19 rows where faer's f32 QR goes wrong (docs/design.md, "Dependency notes",
+//! item 1): well-conditioned, nearly rank-deficient and exactly rank-deficient input.
 //! ‖QR − A‖_F/‖A‖_F and max|QᵀQ − I| stay below 1e-5 (errors are measured in f64 on the host).
 //! The two hard cases always run at 1e6 rows; the easy ones use 1e5 rows in debug builds (the
 //! dev profile is opt-level 1), so the test takes a few seconds in both profiles.

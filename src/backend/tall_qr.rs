@@ -12,7 +12,7 @@
 //! holds up to that part, and its column of Q becomes zero or, with `complete`, an orthonormal
 //! completion (Gaussian columns projected off the others and orthonormalized), as Householder
 //! QR would give. faer's `Mat::qr` is not used: in f32 it is wrong above 2¹⁹ rows
-//! (../shared/notes/DEPENDENCIES.md, finding 1).
+//! (docs/design.md, "Dependency notes", item 1).
 
 use super::Backend;
 use crate::linalg::{cholesky_dropping, mul, upper_inverse};

@@ -1,4 +1,4 @@
-//! CommonDirections (ALGORITHM.md §3.13, §8.5): an orthonormal window of the last `rank`
+//! CommonDirections (docs/algorithm.md §3.13, §8.5): an orthonormal window of the last `rank`
 //! correction directions. Each new column is orthogonalized against the window (CGS2,
 //! [`OrthoColumns`]) and, if anything is left (more than 1000 ε of its norm, §7 item 9),
 //! normalized and pushed; the oldest direction leaves once the window is full.

@@ -1,4 +1,4 @@
-//! Eigen (ALGORITHM.md §3.3): the eigendecomposition Q·diag(L)·Qᵀ of an EMA of corrections,
+//! Eigen (docs/algorithm.md §3.3): the eigendecomposition Q·diag(L)·Qᵀ of an EMA of corrections,
 //! kept at rank ≤ `rank` by low-rank eigen-updates, in the Q = B·T form of §8.4.
 //!
 //! B (n×p) holds orthonormal columns ([`OrthoColumns`]: CGS2, one pass per appended column,

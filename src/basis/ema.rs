@@ -1,5 +1,5 @@
 //! The EMA and debiasing convention of eigen, low_rank, randomized_eigen and nystrom
-//! (ALGORITHM.md §3.1 with the §7 item 5 fixes).
+//! (docs/algorithm.md §3.1 with the §7 item 5 fixes).
 //!
 //! The accumulator is A ← w_old·A + w_new·Σ_j α_j·y_j·y_jᵀ with (w_old, w_new) = (β, 1 − β),
 //! or (1, 1) when β = none. Unlike the reference, the first update is a regular update from an

@@ -1,4 +1,4 @@
-//! FullMatrix (ALGORITHM.md §3.7): a dense n×n accumulator M (starting at I), fully
+//! FullMatrix (docs/algorithm.md §3.7): a dense n×n accumulator M (starting at I), fully
 //! eigendecomposed on every update. O(n³) per update and O(n²) memory, so it is refused above
 //! [`MAX_NDIM`]; it exists for tests and 2-D problems.
 

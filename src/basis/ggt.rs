@@ -1,4 +1,4 @@
-//! GGT (ALGORITHM.md §3.2) without forming U (§8.2), with signed and asymmetric corrections
+//! GGT (docs/algorithm.md §3.2) without forming U (§8.2), with signed and asymmetric corrections
 //! through the K^½ formulation of §8.3 (no QR of the n×2m window).
 //!
 //! The window M = [v_1 … v_m] (n×m, a ring of physical columns) and its Gram matrix K = MᵀM
@@ -115,7 +115,7 @@ pub struct Ggt<B: Backend> {
 impl<B: Backend> Ggt<B> {
     pub fn new(c: &Component, be: &B) -> Result<Self> {
         let capacity = c.usize("history_size");
-        // A rank above n only adds round-off directions (ALGORITHM.md §7 item 19).
+        // A rank above n only adds round-off directions (docs/algorithm.md §7 item 19).
         let truncate = c.opt_usize("truncate").unwrap_or(usize::MAX).min(be.ndim());
         Ok(Ggt {
             window: be.matrix(0)?,

@@ -1,4 +1,4 @@
-//! HebbianLearning (ALGORITHM.md §3.6, §4.9, §4.10): the principal subspace of the
+//! HebbianLearning (docs/algorithm.md §3.6, §4.9, §4.10): the principal subspace of the
 //! corrections, learned by generalized Hebbian learning (Sanger's rule) on the Stiefel
 //! manifold. No eigenvalues.
 //!

@@ -1,4 +1,4 @@
-//! LowRank (ALGORITHM.md §3.14) with the §7 item 4 fixes. The reference keeps a growing factor
+//! LowRank (docs/algorithm.md §3.14) with the §7 item 4 fixes. The reference keeps a growing factor
 //! U with UUᵀ ← β²·UUᵀ + (1−β)²·(new), counts n instead of updates (so it never debiases),
 //! drops negative corrections and never caps the rank. Fixed, it is a "decayed Eigen":
 //! A ← β·A + (1 − β)·Σ_j α_j·y_j·y_jᵀ, updates counted, rank capped at `rank`, signed α handled

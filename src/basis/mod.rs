@@ -1,4 +1,4 @@
-//! Bases: the k-dimensional subspace the inner optimizer works in (ALGORITHM.md §3).
+//! Bases: the k-dimensional subspace the inner optimizer works in (docs/algorithm.md §3).
 //!
 //! A basis is implicit: it answers projections (Qᵀg), adds unprojections (y += α·Q·u) and, when
 //! it changes, gives the change of basis C = Q_newᵀQ_old once for the whole chain. It never has

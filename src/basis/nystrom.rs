@@ -1,4 +1,4 @@
-//! Nystrom (ALGORITHM.md §3.5, §4.7): the accumulator A = w_old·Q·diag(L)·Qᵀ +
+//! Nystrom (docs/algorithm.md §3.5, §4.7): the accumulator A = w_old·Q·diag(L)·Qᵀ +
 //! w_new·U·diag(α)·Uᵀ is replaced by its Nyström approximation from an orthonormal test matrix
 //! Ω (n×l, l = rank + oversampling capped at n, drawn anew every `omega_update_freq` updates):
 //! Y_ν = A·Ω + ν·Ω with ν = ε·‖A·Ω‖_F, ΩᵀY_ν = L·Lᵀ (Cholesky), B = Y_ν·L^{-T}, B = U·Σ·Vᵀ,

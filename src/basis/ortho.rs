@@ -1,5 +1,5 @@
 //! Orthonormal n-vectors kept as columns of a backend matrix, extended by classical
-//! Gram–Schmidt with reorthogonalization (CGS2) and written lazily (ALGORITHM.md §7 item 9,
+//! Gram–Schmidt with reorthogonalization (CGS2) and written lazily (docs/algorithm.md §7 item 9,
 //! §8.4, §8.5). Used by eigen (and low_rank) as the raw basis B of Q = B·T, and by
 //! common_directions as its window.
 //!

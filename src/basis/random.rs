@@ -1,4 +1,4 @@
-//! Random (ALGORITHM.md §3.8): Q is the orthonormal factor of a Gaussian n×rank matrix (tall
+//! Random (docs/algorithm.md §3.8): Q is the orthonormal factor of a Gaussian n×rank matrix (tall
 //! QR on the backend), drawn anew every `generate_freq` updates; the corrections themselves are
 //! ignored. Fixes: `generate_freq` is honored (§7 item 18) and the rank is capped at n
 //! (§7 item 19). No eigenvalues.

@@ -1,4 +1,4 @@
-//! RandomizedEigen (ALGORITHM.md §3.4, §4.6): every update re-sketches the accumulator
+//! RandomizedEigen (docs/algorithm.md §3.4, §4.6): every update re-sketches the accumulator
 //! A = w_old·Q·diag(L)·Qᵀ + w_new·U·diag(α)·Uᵀ with a fresh Gaussian test matrix Ω (n×l,
 //! l = rank + oversampling, capped at n): Y = A·Ω, P = orth(Y), (λ, S) = eig(PᵀA·P), round 1
 //! (truncate = rank, eig_tol, damping, rdamping, abs), Q ← P·S, then the EMA convention of

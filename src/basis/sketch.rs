@@ -1,4 +1,4 @@
-//! What randomized_eigen and nystrom share (ALGORITHM.md §3.4, §3.5, §4.5–§4.7): an explicit
+//! What randomized_eigen and nystrom share (docs/algorithm.md §3.4, §3.5, §4.5–§4.7): an explicit
 //! Q (n×k, columns 0..k of a backend matrix) with the stored eigenvalues L of the accumulator
 //! A = Q·diag(L)·Qᵀ, the EMA convention of `ema.rs`, a Gaussian test matrix Ω (n×l) and the
 //! correction's columns U.

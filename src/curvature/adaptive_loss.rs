@@ -1,4 +1,4 @@
-//! ℓ̂ of ALGORITHM.md §2.3, shared by the loss-weighted curvatures: with `adaptive`, the loss
+//! ℓ̂ of docs/algorithm.md §2.3, shared by the loss-weighted curvatures: with `adaptive`, the loss
 //! minus the smallest previous loss (the raw loss on the first step); otherwise the loss.
 
 use crate::error::Result;

@@ -1,4 +1,4 @@
-//! BFGS with Hessian-vector products (ALGORITHM.md §2.8): s = z, y = H·z, B the current
+//! BFGS with Hessian-vector products (docs/algorithm.md §2.8): s = z, y = H·z, B the current
 //! approximation. With Powell damping (c): if sᵀy < c·sᵀBs, y ← θ·y + (1−θ)·B·s with
 //! θ = clamp((1−c)·sᵀBs / (sᵀBs − sᵀy + tol), 0, 1). Skipped when sᵀy ≤ tol. The update
 //! B ← B + yyᵀ/sᵀy − Bs(Bs)ᵀ/sᵀBs is the columns [y/√sᵀy, Bs/√(sᵀBs + tol)], α = [+1, −1].

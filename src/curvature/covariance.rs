@@ -1,4 +1,4 @@
-//! Covariance (ALGORITHM.md §2.2): every gradient seen since the last correction is a column,
+//! Covariance (docs/algorithm.md §2.2): every gradient seen since the last correction is a column,
 //! α = 1. With update_freq = f the correction has the f gradients of the last f steps.
 
 use super::history::History;

@@ -1,4 +1,4 @@
-//! CovarianceTimesLoss (ALGORITHM.md §2.3, experimental): the columns are y_s = g_s·ℓ̂_s, with
+//! CovarianceTimesLoss (docs/algorithm.md §2.3, experimental): the columns are y_s = g_s·ℓ̂_s, with
 //! ℓ̂ = ℓ − min(previous losses) when `adaptive` (the raw loss on the first step). The step
 //! itself uses the plain gradient. Needs the loss of every step (`set_loss`).
 

@@ -1,5 +1,5 @@
-//! The Hessian curvatures (ALGORITHM.md §2.7, §2.8) share everything but their correction rule:
-//! one probe z per update step, its product H·z from the caller, and the parameter vectors a
+//! The Hessian curvatures (docs/algorithm.md §2.7, §2.8) share everything but their correction
+//! rule: one probe z per update step, its product H·z from the caller, and the parameter vectors a
 //! "s" probe needs. [`Hessian`] does the shared part; a [`Rule`] (Hutchinson, SR1, BFGS) turns
 //! (z, H·z) into a correction.
 

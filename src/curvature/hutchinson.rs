@@ -1,5 +1,5 @@
-//! FullHutchinsonHessian (ALGORITHM.md §2.7): the correction is Hz·zᵀ (Y = Hz, Z = z). With the
-//! optimizer's `symmetrize` (the default) it becomes ¼(Hz + z)(Hz + z)ᵀ, which estimates
+//! FullHutchinsonHessian (docs/algorithm.md §2.7): the correction is Hz·zᵀ (Y = Hz, Z = z). With
+//! the optimizer's `symmetrize` (the default) it becomes ¼(Hz + z)(Hz + z)ᵀ, which estimates
 //! ((H + I)/2)² for E[zzᵀ] = I (§1.3; §7 item 6: scale-dependent, kept as documented).
 
 use super::hessian::{Rule, scratch};

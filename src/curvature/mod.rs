@@ -1,5 +1,5 @@
 //! Curvatures: what the low-rank matrix approximates and which corrections feed it
-//! (ALGORITHM.md §2).
+//! (docs/algorithm.md §2).
 //!
 //! Every step hands the curvature an [`Observation`]: the gradient and, depending on what the
 //! curvature asks for in its [`Requirements`], per-sample gradients and values (batch steps), the

@@ -1,4 +1,4 @@
-//! Per-sample curvatures (ALGORITHM.md §2.4, §2.5), fed by the batch step: the per-sample
+//! Per-sample curvatures (docs/algorithm.md §2.4, §2.5), fed by the batch step: the per-sample
 //! gradients (rows of the Jacobian J) are the correction columns, α = 1.
 //! * EmpiricalFisher: the step's gradient is Jᵀ1 (the sum of the per-sample gradients).
 //! * GaussNewton: the per-sample values are residuals r and the gradient is Jᵀr, the gradient

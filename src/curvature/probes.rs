@@ -1,4 +1,4 @@
-//! Probe vectors of the Hessian curvatures (ALGORITHM.md §2.7), with the §7 item 2 fix: the
+//! Probe vectors of the Hessian curvatures (docs/algorithm.md §2.7), with the §7 item 2 fix: the
 //! documented choices work. z is Rademacher, Gaussian, "s" (the parameter change since the
 //! previous HVP step), "g" (the gradient) or "mixed" (one of the four at random per update).
 //! "s" falls back to a Gaussian z until two parameter vectors are known; "s" and "g" fall back
@@ -95,9 +95,9 @@ impl<V> Probes<V> {
         }
         if self.orthogonalize {
             if basis.rank().is_some() {
-                // Classical Gram–Schmidt twice when the first pass removed most of z (§7 item
-                // 9): an "s" probe lies almost in span(Q), and one pass would leave round-off
-                // that is not orthogonal to Q.
+                // Classical Gram–Schmidt twice when the first pass removed most of z
+                // (§7 item 9): an "s" probe lies almost in span(Q), and one pass would leave
+                // round-off that is not orthogonal to Q.
                 let before = be.dot(z, z);
                 let mut coords = Vec::new();
                 for _ in 0..2 {

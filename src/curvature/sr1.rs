@@ -1,4 +1,4 @@
-//! SR1 with Hessian-vector products (ALGORITHM.md §2.8): s = z, y = H·z (swapped with
+//! SR1 with Hessian-vector products (docs/algorithm.md §2.8): s = z, y = H·z (swapped with
 //! `inverse`), r = y − B·s, ρ = rᵀs. The update is accepted when |ρ| > tol·‖r‖·‖s‖ and is
 //! r·rᵀ/ρ: the column r/√|ρ| with α = sign(ρ) (dropped when negative with `positive_only`).
 //! B is the current approximation Q·diag(L)·Qᵀ (0 before the first basis).

@@ -1,4 +1,4 @@
-//! UnrolledGaussNewton (ALGORITHM.md §2.6, experimental): the last `history_size` gradients
+//! UnrolledGaussNewton (docs/algorithm.md §2.6, experimental): the last `history_size` gradients
 //! act as the rows of a Jacobian and their losses as residuals. The step moves along
 //! g_GN = Σ_{last h steps} ℓ̂_i·g_i; the correction is the raw gradients since the last one,
 //! after which the history is trimmed to the last h. Needs the loss of every step.

@@ -1,4 +1,4 @@
-//! The exported C functions. Conventions (DESIGN.md, "The C API"):
+//! The exported C functions. Conventions (docs/design.md, "The C API"):
 //! every fallible function returns `lre_status` and writes its outputs only on success;
 //! `lre_last_error_message()` then says what was wrong. No panic crosses the boundary.
 

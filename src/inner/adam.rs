@@ -1,4 +1,4 @@
-//! Adam in the basis (ALGORITHM.md §5.3). Defaults β1 = 0.9, β2 = 0.99 (not 0.999), ε = 1e-8.
+//! Adam in the basis (docs/algorithm.md §5.3). Defaults β1 = 0.9, β2 = 0.99 (not 0.999), ε = 1e-8.
 //!
 //! m ← β1·m + (1−β1)·u; v ← β2·v + (1−β2)·u∘²; with AMSGrad v_max ← max(β_a·v_max, v);
 //! û = m̂ / (√v̂ + ε) with m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); t counts steps from 1.

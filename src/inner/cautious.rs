@@ -1,4 +1,4 @@
-//! Cautious (ALGORITHM.md §5.4): û = u ∘ 1[ĝ∘u > 0] — zero where the update disagrees in sign
+//! Cautious (docs/algorithm.md §5.4): û = u ∘ 1[ĝ∘u > 0] — zero where the update disagrees in sign
 //! with the projected gradient; no rescaling. Stateless.
 
 use super::{Context, Inner};

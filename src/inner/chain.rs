@@ -1,4 +1,4 @@
-//! The chain (ALGORITHM.md §5.16): members applied in order to one k-vector; a basis change is
+//! The chain (docs/algorithm.md §5.16): members applied in order to one k-vector; a basis change is
 //! reprojected into every member with the same C, computed once (§7 item 22).
 
 use super::{Context, Inner};

@@ -1,4 +1,4 @@
-//! ClipNormByEMA (ALGORITHM.md §5.6; `normalize_by_ema` = normalize=true).
+//! ClipNormByEMA (docs/algorithm.md §5.6; `normalize_by_ema` = normalize=true).
 //!
 //! Keeps e, an EMA of updates, and p, the previous allowed norm. Each step: e' = β·e + (1−β)·u,
 //! ν = ‖e'‖; with max_growth the allowed norm grows at most ×max_growth per step (floor

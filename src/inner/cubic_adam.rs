@@ -1,4 +1,4 @@
-//! CubicAdam (ALGORITHM.md §5.10): diagonal Adam that also keeps third moments and minimizes a
+//! CubicAdam (docs/algorithm.md §5.10): diagonal Adam that also keeps third moments and minimizes a
 //! cubic model per coordinate. Defaults β1 = 0.9, β2 = β3 = 0.99, ε = 1e-8.
 //!
 //! m1 ← β1·m1 + (1−β1)·u, m2 ← β2·m2 + (1−β2)·u∘², m3 ← β3·m3 + (1−β3)·u∘³, each debiased by

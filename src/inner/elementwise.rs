@@ -1,4 +1,4 @@
-//! The stateless members of ALGORITHM.md §5.7, each a few lines:
+//! The stateless members of docs/algorithm.md §5.7, each a few lines:
 //! * clip_norm (max_norm = 1): if ‖u‖ > max_norm, u ← u·max_norm/‖u‖;
 //! * clip_value (max_value = 0.2): clamp every entry to [−max_value, max_value];
 //! * copy_grad_sign: |u| with the sign of ĝ (copysign: a −0 in ĝ gives −|u|);

@@ -1,4 +1,4 @@
-//! EMA (ALGORITHM.md §5.5): e ← β·e + (1−β)·u (e starts at 0), returns e; no debiasing.
+//! EMA (docs/algorithm.md §5.5): e ← β·e + (1−β)·u (e starts at 0), returns e; no debiasing.
 //! Reprojection e ← C·e.
 
 use super::reproject::first_moment;

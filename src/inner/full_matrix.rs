@@ -1,4 +1,4 @@
-//! State shared by the full-matrix members (ALGORITHM.md §5.11 full_matrix_adam, §5.13
+//! State shared by the full-matrix members (docs/algorithm.md §5.11 full_matrix_adam, §5.13
 //! full_matrix_hutchinson_adam, §5.14 full_matrix_bfgs_adam): a first moment m, a k×k matrix S
 //! (the second moment Σ, the Hutchinson Hessian H or the BFGS matrix B), the AMSGrad maximum d of
 //! its diagonal, and the cached preconditioner P, a function of the debiased S.

@@ -1,4 +1,4 @@
-//! FullMatrixAdam (ALGORITHM.md §5.11): Adam with a full k×k second moment. Defaults β1 = 0.9,
+//! FullMatrixAdam (docs/algorithm.md §5.11): Adam with a full k×k second moment. Defaults β1 = 0.9,
 //! β2 = 0.99, ε = 1e-8, eig_tol = 1e-12, damping = rdamping = 1e-8.
 //!
 //! m ← β1·m + (1−β1)·u; Σ ← β2·Σ + (1−β2)·u·uᵀ (Σ starts at I: §7 item 14, see `full_matrix`);

@@ -1,4 +1,4 @@
-//! FullMatrixBFGSAdam (ALGORITHM.md §5.14): Adam preconditioned by the inverse of a k×k BFGS
+//! FullMatrixBFGSAdam (docs/algorithm.md §5.14): Adam preconditioned by the inverse of a k×k BFGS
 //! matrix built from projected Hessian-vector products. Defaults β1 = 0.9, β2 = 0.99 (none: no
 //! averaging), ε = 1e-6, eig_tol = 1e-12, damping = rdamping = 1e-8, tol = 1e-16,
 //! use_eigh = false. Needs Hessian-vector products.

@@ -1,4 +1,4 @@
-//! FullMatrixHutchinsonAdam (ALGORITHM.md §5.13): Adam preconditioned by an EMA of full k×k
+//! FullMatrixHutchinsonAdam (docs/algorithm.md §5.13): Adam preconditioned by an EMA of full k×k
 //! Hutchinson Hessian estimates. Defaults β1 = 0.9, β2 = 0.99, ε = 1e-6, eig_tol = 1e-12,
 //! damping = rdamping = 1e-8, abs = true. Needs Hessian-vector products.
 //!

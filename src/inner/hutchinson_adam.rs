@@ -1,4 +1,4 @@
-//! HutchinsonAdam (ALGORITHM.md §5.12): Adam whose second moment is an EMA of Hutchinson
+//! HutchinsonAdam (docs/algorithm.md §5.12): Adam whose second moment is an EMA of Hutchinson
 //! estimates of the Hessian diagonal in the basis — AdaHessian (square = true, the default) or
 //! SophiaH (square = false). Defaults β1 = 0.9, β2 = 0.99, ε = 1e-8, square = true, zhz = true.
 //! Needs Hessian-vector products.

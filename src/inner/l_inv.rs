@@ -1,4 +1,4 @@
-//! LInv and LInvSqrt (ALGORITHM.md §5.8): û = u / L^p with the basis's regularized eigenvalues
+//! LInv and LInvSqrt (docs/algorithm.md §5.8): û = u / L^p with the basis's regularized eigenvalues
 //! L (p = 1: a Newton step for Hessian curvatures; p = 1/2: full-matrix AdaGrad in the subspace
 //! for covariance curvatures). Stateless; needs a basis with eigenvalues (checked when the
 //! optimizer is created).

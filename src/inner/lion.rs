@@ -1,4 +1,4 @@
-//! Lion (ALGORITHM.md §5.9): the sign of an interpolated momentum. Defaults β1 = 0.9,
+//! Lion (docs/algorithm.md §5.9): the sign of an interpolated momentum. Defaults β1 = 0.9,
 //! β2 = 0.99, cautious = false.
 //!
 //! Uses ĝ and ignores the incoming update u: û = sign(β1·m + (1−β1)·ĝ), then

@@ -1,6 +1,6 @@
 //! Inner ("basis") optimizers: they live in k-space (f64 k-vectors on the host), see only the
 //! projected gradient ĝ, the current eigenvalues and, when the basis changes, C = Q_newᵀQ_old
-//! (ALGORITHM.md §5).
+//! (docs/algorithm.md §5).
 
 pub mod chain;
 pub mod full_matrix;
@@ -26,7 +26,7 @@ pub struct Context<'a> {
     /// The basis's regularized eigenvalues (length k), if it has them.
     pub eigenvalues: Option<&'a [f64]>,
     /// Projected probes and Hessian-vector products, on steps where a Hessian curvature
-    /// computed them (ALGORITHM.md §1.3: the raw z and Hz, projected with the same Q).
+    /// computed them (docs/algorithm.md §1.3: the raw z and Hz, projected with the same Q).
     pub hessian: Option<HessianSample<'a>>,
     /// The projected per-sample Jacobian J_p = Qᵀ·Jᵀ (k × b), on per-sample update steps.
     pub jacobian: Option<&'a Mat<f64>>,

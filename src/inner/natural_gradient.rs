@@ -1,4 +1,4 @@
-//! NaturalGradient and GaussNewton (inner; ALGORITHM.md §5.15, with the §7 item 17 fix): one
+//! NaturalGradient and GaussNewton (inner; docs/algorithm.md §5.15, with the §7 item 17 fix): one
 //! member under two names (the reference's classes differ only in name). Default reg = 1e-8.
 //! Needs per-sample Jacobians.
 //!

@@ -1,4 +1,4 @@
-//! Reprojection rules of ALGORITHM.md §5.2, given C = Q_newᵀQ_old (k_new × k_old).
+//! Reprojection rules of docs/algorithm.md §5.2, given C = Q_newᵀQ_old (k_new × k_old).
 
 use crate::linalg::{mat_vec, mul};
 use faer::Mat;

@@ -25,7 +25,7 @@ impl fmt::Display for EigenError {
 
 /// Eigenvalues (ascending) and eigenvectors (columns) of the symmetric part (A + Aᵀ)/2 of a
 /// square matrix. Symmetrizing first makes the result independent of which triangle a solver
-/// reads (ALGORITHM.md §7 item 23).
+/// reads (docs/algorithm.md §7 item 23).
 pub fn symmetric_eigen(a: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>), EigenError> {
     let n = a.nrows();
     assert_eq!(n, a.ncols(), "symmetric_eigen: square input");

@@ -1,4 +1,4 @@
-//! Regularization of an eigendecomposition (ALGORITHM.md §4.1, with the §7 item 7 fix).
+//! Regularization of an eigendecomposition (docs/algorithm.md §4.1, with the §7 item 7 fix).
 
 use faer::Mat;
 

@@ -1,7 +1,7 @@
 //! The optimizer: one curvature, one basis and an inner chain over a [`Backend`].
 //!
-//! * `step.rs` — the step loop (ALGORITHM.md §1.3) in two phases, `begin` and `finish`, and the
-//!   one-call steps built on them (plain, with an HVP callback, batch);
+//! * `step.rs` — the step loop (docs/algorithm.md §1.3) in two phases, `begin` and `finish`, and
+//!   the one-call steps built on them (plain, with an HVP callback, batch);
 //! * `checkpoint.rs` — saving and loading the complete state.
 
 mod checkpoint;

@@ -1,4 +1,4 @@
-//! The step loop (ALGORITHM.md §1.3) in two phases.
+//! The step loop (docs/algorithm.md §1.3) in two phases.
 //!
 //! `begin` validates the gradient and decides which Hessian-vector products the step needs
 //! (it draws the probe vectors); `finish` validates the HVPs, then updates the curvature, the
