@@ -1,12 +1,15 @@
 //! The Julia binding without Julia: tools/julia_checker/check_ccalls.py checks every ccall,
 //! @cfunction and header constant in the Julia package, examples/julia and the README's Julia
 //! example against include/lre.h and the library built for this test run, and must fail on the
-//! deliberately broken wrappers in tools/julia_checker/fixtures. Needs python3 with the pinned
-//! packages of tools/julia_checker/requirements.txt, nm and gcc (.ci/run installs them).
+//! deliberately broken wrappers in tools/julia_checker/fixtures. The checker runs in a virtual
+//! environment under target/tmp with the pinned tools/julia_checker/requirements.txt (libclang,
+//! tree-sitter-julia), which the first run installs; nm and gcc come with gcc.
 
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 
 use common::library_dir;
 use process::{crate_root, readme_block, report, run, run_ok, scratch_dir};
@@ -15,7 +18,9 @@ use std::process::{Command, Output};
 
 fn check(paths: &[PathBuf], library: &Path) -> Output {
     let root = crate_root();
-    run(Command::new("python3")
+    let python = setup::python_env("julia-checker-env", "tools/julia_checker/requirements.txt")
+        .join("python");
+    run(Command::new(python)
         .arg(root.join("tools/julia_checker/check_ccalls.py"))
         .arg("--header")
         .arg(root.join("include/lre.h"))

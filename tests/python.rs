@@ -6,6 +6,8 @@
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 
 use common::library_dir;
 use lre::ffi::xla::c_api;
@@ -13,41 +15,10 @@ use process::{crate_root, run_ok, scratch_dir};
 use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
-/// The virtual environment's python, created (or updated when the requirements changed) once.
-fn python() -> &'static PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let env = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-env");
-        let python = env.join("bin").join("python");
-        let requirements = crate_root().join("bindings/python/requirements-test.txt");
-        let wanted = std::fs::read_to_string(&requirements).expect("requirements-test.txt");
-        let stamp = env.join("installed-requirements.txt");
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            run_ok(
-                Command::new("python3")
-                    .args(["-m", "venv", "--clear"])
-                    .arg(&env),
-                "creating the virtual environment",
-            );
-            run_ok(
-                Command::new(&python)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                    ])
-                    .arg("-r")
-                    .arg(&requirements),
-                "installing the Python test requirements",
-            );
-            std::fs::write(&stamp, &wanted).expect("writing the stamp");
-        }
-        python
-    })
+/// The virtual environment's python, with the pinned test requirements.
+fn python() -> PathBuf {
+    setup::python_env("python-env", "bindings/python/requirements-test.txt").join("python")
 }
 
 /// Every size, offset and constant of tests/c/xla_layout.c, from the C compiler, equals the
@@ -219,7 +190,7 @@ fn python_package_installs_and_its_tests_pass() {
     let library = library_dir().join("liblre.so");
     let python = python();
     run_ok(
-        Command::new(python)
+        Command::new(&python)
             .args([
                 "-m",
                 "pip",
@@ -234,7 +205,7 @@ fn python_package_installs_and_its_tests_pass() {
     );
     let outside = scratch_dir("python-installed");
     let found = run_ok(
-        Command::new(python)
+        Command::new(&python)
             .args([
                 "-c",
                 "import lre, lre.jax; print(lre.version(), lre._library.load()._name)",
@@ -248,7 +219,7 @@ fn python_package_installs_and_its_tests_pass() {
         "the installed package should use its bundled library: {found}"
     );
     run_ok(
-        Command::new(python)
+        Command::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .arg(crate_root().join("bindings/python/tests"))
             .env("LRE_LIBRARY", &library),

@@ -18,7 +18,8 @@ tree-sitter-julia. Checked:
   - the files parse (tree-sitter reports no syntax error), and `@ccall` is refused (its form is
     not checked here; write ccall).
 Prints one line per problem ("file:line: ...") and a summary; exits 1 if there was a problem,
-2 if the tools are missing (install them with `pip install -r requirements.txt` beside this file).
+2 if the tools are missing (`pip install -r requirements.txt` beside this file; tests/julia_checker.rs
+installs them into a virtual environment under target/tmp).
 """
 
 import argparse
@@ -35,7 +36,7 @@ try:
 except ImportError as e:
     sys.exit(
         f"check_ccalls.py: {e}; install the pinned tools with "
-        f"`python3 -m pip install --user -r {Path(__file__).with_name('requirements.txt')}`"
+        f"`python3 -m pip install -r {Path(__file__).with_name('requirements.txt')}` (in a virtual environment)"
     )
 
 # C integer typedefs and builtins -> the Julia type (after aliases, below) that matches them.
