@@ -1,10 +1,13 @@
 //! Builds tests/c/api_test.c against include/lre.h and the shared library cargo built for this
-//! test run, runs it, and checks that the header is also valid C++17. Needs gcc and g++.
+//! test run, runs it (also under valgrind), and checks that the header is also valid C++17. Needs
+//! gcc; g++ and valgrind are installed by the test setup when missing (tests/common/setup.rs).
 
 mod common;
 #[path = "common/process.rs"]
 mod process;
-use common::library_dir;
+#[path = "common/setup.rs"]
+mod setup;
+use common::{library_dir, linkable_library_dir};
 use process::{crate_root, report, run};
 
 use std::io::Write;
@@ -14,10 +17,10 @@ use std::process::{Command, Stdio};
 /// Compiles `tests/c/<name>` (C99, all warnings as errors) against the freshly built library.
 fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
     let root = crate_root();
-    let lib_dir = library_dir();
+    let lib_dir = linkable_library_dir();
     // One binary per test (`variant`) and profile: tests run concurrently, and rewriting a
     // binary another test is running fails.
-    let profile = lib_dir
+    let profile = library_dir()
         .parent()
         .and_then(Path::file_name)
         .map(|p| p.to_string_lossy().into_owned());
@@ -52,7 +55,7 @@ fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
 /// "N passed, 0 failed" summary.
 fn run_program(exe: &Path, valgrind: bool) {
     let mut cmd = if valgrind {
-        let mut v = Command::new("valgrind");
+        let mut v = Command::new(setup::system_command("valgrind", "valgrind"));
         v.args([
             "--quiet",
             "--leak-check=full",
@@ -132,7 +135,7 @@ int main() {
 #[test]
 fn header_is_valid_cxx17() {
     let root = crate_root();
-    let mut gxx = Command::new("g++");
+    let mut gxx = Command::new(setup::system_command("g++", "g++"));
     gxx.args([
         "-std=c++17",
         "-Wall",
