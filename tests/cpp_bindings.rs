@@ -118,13 +118,28 @@ fn soname() -> String {
     format!("liblre.so.{}", lre::ffi::LRE_ABI_VERSION)
 }
 
-/// The virtual environment's bin directory with cmake and pkg-config.
+/// The virtual environment's bin directory with cmake, ninja and pkg-config.
 fn cmake_tools() -> PathBuf {
     setup::python_env("cpp-tools-env", "bindings/cpp/requirements-test.txt")
 }
 
 fn cmake() -> Command {
     Command::new(cmake_tools().join("cmake"))
+}
+
+/// `cmake -S source -B build`, generating for the environment's ninja (no make needed).
+fn cmake_configure(source: &Path, build: &Path) -> Command {
+    let mut cmd = cmake();
+    cmd.arg("-S")
+        .arg(source)
+        .arg("-B")
+        .arg(build)
+        .args(["-G", "Ninja"])
+        .arg(format!(
+            "-DCMAKE_MAKE_PROGRAM={}",
+            cmake_tools().join("ninja").display()
+        ));
+    cmd
 }
 
 /// The library cargo built carries its soname itself (build.rs), so installing needs no patchelf.
@@ -152,12 +167,7 @@ fn assert_targets_require_cxx17(name: &str, find_lre: &str, args: &[String]) {
     )
     .unwrap();
     let out = run_ok(
-        cmake()
-            .arg("-S")
-            .arg(&dir)
-            .arg("-B")
-            .arg(dir.join("build"))
-            .args(args),
+        cmake_configure(&dir, &dir.join("build")).args(args),
         &format!("configuring the {name} project"),
     );
     for target in ["lre::lre", "lre::lre_static"] {
@@ -177,11 +187,7 @@ fn build_and_run_example(
     env: &[(&str, &Path)],
 ) -> (PathBuf, String) {
     run_ok(
-        cmake()
-            .arg("-S")
-            .arg(crate_root().join("examples/cpp"))
-            .arg("-B")
-            .arg(build)
+        cmake_configure(&crate_root().join("examples/cpp"), build)
             .args(args)
             .envs(env.iter().copied()),
         &format!("configuring examples/cpp with {args:?}"),
@@ -208,11 +214,7 @@ fn installed_package_builds_with_cmake_and_pkg_config() {
 
     // Install the library this test run built, as a user would install a release build.
     run_ok(
-        cmake()
-            .arg("-S")
-            .arg(root.join("bindings/cpp"))
-            .arg("-B")
-            .arg(dir.join("build"))
+        cmake_configure(&root.join("bindings/cpp"), &dir.join("build"))
             .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()))
             .arg(format!("-DLRE_LIBRARY_DIR={}", library_dir().display())),
         "configuring bindings/cpp",
@@ -343,7 +345,7 @@ fn example_builds_with_the_repository_as_a_subdirectory() {
         &[("CARGO_TARGET_DIR", target_dir)],
     );
     assert!(
-        built.contains("Built target lre_cargo_build"),
+        built.contains("Building liblre with cargo"),
         "cargo did not run in the build:\n{built}"
     );
     assert!(
