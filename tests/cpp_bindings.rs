@@ -328,9 +328,18 @@ fn example_builds_with_the_repository_as_a_subdirectory() {
     } else {
         "release"
     };
+    // The cargo, profile and features of this run, so that cargo finds the library up to date
+    // (another toolchain or feature set would rebuild it under the running tests).
+    let features = if cfg!(feature = "cuda") {
+        ""
+    } else {
+        "--no-default-features"
+    };
     let args = [
         format!("-DLRE_SOURCE_DIR={}", root.display()),
+        format!("-DCARGO={}", env!("CARGO")),
         format!("-DLRE_CARGO_PROFILE={profile}"),
+        format!("-DLRE_CARGO_FLAGS={features}"),
     ];
     let target_dir = profile_dir.parent().expect("the target directory");
     assert_targets_require_cxx17(
