@@ -328,18 +328,18 @@ fn example_builds_with_the_repository_as_a_subdirectory() {
     } else {
         "release"
     };
-    // The cargo, profile and features of this run, so that cargo finds the library up to date
-    // (another toolchain or feature set would rebuild it under the running tests).
-    let features = if cfg!(feature = "cuda") {
-        ""
-    } else {
-        "--no-default-features"
-    };
+    // This run's cargo, profile, features and dependency resolution (naming a test target
+    // makes cargo resolve features with the dev-dependencies, as `cargo test` does), so that
+    // cargo finds the library up to date instead of relinking it under the running tests.
+    let mut cargo_flags = vec!["--test", "cpp_bindings"];
+    if !cfg!(feature = "cuda") {
+        cargo_flags.push("--no-default-features");
+    }
     let args = [
         format!("-DLRE_SOURCE_DIR={}", root.display()),
         format!("-DCARGO={}", env!("CARGO")),
         format!("-DLRE_CARGO_PROFILE={profile}"),
-        format!("-DLRE_CARGO_FLAGS={features}"),
+        format!("-DLRE_CARGO_FLAGS={}", cargo_flags.join(";")),
     ];
     let target_dir = profile_dir.parent().expect("the target directory");
     assert_targets_require_cxx17(
@@ -347,6 +347,13 @@ fn example_builds_with_the_repository_as_a_subdirectory() {
         &format!("add_subdirectory(\"{}/bindings/cpp\" lre)", root.display()),
         &[],
     );
+    let library = library_dir().join("liblre.so");
+    let modified = || {
+        std::fs::metadata(&library)
+            .and_then(|m| m.modified())
+            .unwrap()
+    };
+    let before = modified();
     // CARGO_TARGET_DIR is read when the project is configured.
     let (exe, built) = build_and_run_example(
         &dir.join("example"),
@@ -356,6 +363,11 @@ fn example_builds_with_the_repository_as_a_subdirectory() {
     assert!(
         built.contains("Building liblre with cargo"),
         "cargo did not run in the build:\n{built}"
+    );
+    assert_eq!(
+        modified(),
+        before,
+        "cargo rebuilt the library under test:\n{built}"
     );
     assert!(
         dynamic_section(&exe).contains(&format!("Shared library: [{}]", soname())),
