@@ -1,11 +1,14 @@
 //! Builds tests/c/api_test.c against include/lre.h and the shared library cargo built for this
-//! test run, runs it, and checks that the header is also valid C++17. Needs gcc and g++.
+//! test run, runs it (also under valgrind), and checks that the header is also valid C++17. Needs
+//! gcc; g++ and valgrind are installed by the test setup when missing (tests/common/setup.rs).
 
 #[path = "common/c_program.rs"]
 mod c_program;
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 use c_program::{compile, run_program};
 use process::{crate_root, report};
 
@@ -87,7 +90,7 @@ int main() {
 #[test]
 fn header_is_valid_cxx17() {
     let root = crate_root();
-    let mut gxx = Command::new("g++");
+    let mut gxx = Command::new(setup::system_command("g++", "g++"));
     gxx.args([
         "-std=c++17",
         "-Wall",

@@ -1,16 +1,20 @@
 //! The C++ binding and the C/C++ package: builds bindings/cpp/tests/*.cpp against lre.hpp and
-//! the library cargo built for this test run (C++17, and C++20 under ASan/UBSan), installs the
-//! package into a temporary prefix with CMake, builds examples/cpp against it with CMake and the
-//! README's C++ example with pkg-config, and runs them. Needs g++, cmake, pkg-config, patchelf
-//! and readelf (.ci/run installs them).
+//! the library cargo built for this test run (C++17, and C++20 under ASan/UBSan); installs the
+//! package into a temporary prefix with CMake and builds examples/cpp against it (shared and
+//! static) and the README's C++ example with pkg-config; builds examples/cpp with the repository
+//! added as a subdirectory, cargo building the library; and runs them all. cmake and pkg-config
+//! come from PyPI into a virtual environment under target/tmp (bindings/cpp/requirements-test.txt);
+//! g++ is installed by the test setup when missing (tests/common/setup.rs).
 
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 
-use common::library_dir;
+use common::{library_dir, linkable_library_dir};
 use process::{crate_root, readme_block, report, run, run_ok, scratch_dir};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const WARNINGS: [&str; 4] = ["-Wall", "-Wextra", "-Werror", "-pedantic"];
@@ -20,11 +24,11 @@ const WARNINGS: [&str; 4] = ["-Wall", "-Wextra", "-Werror", "-pedantic"];
 /// "<label>: N passed, 0 failed".
 fn build_and_run(name: &str, source: &str, flags: &[&str], label: &str) {
     let root = crate_root();
-    let lib_dir = library_dir();
+    let lib_dir = linkable_library_dir();
     let dir = scratch_dir(name);
     let exe = dir.join("test");
     run_ok(
-        Command::new("g++")
+        Command::new(setup::system_command("g++", "g++"))
             .args(flags)
             .args(WARNINGS)
             .arg("-g")
@@ -109,6 +113,95 @@ fn dynamic_section(file: &Path) -> String {
     )
 }
 
+/// The soname the library must have: its C ABI version, as the header states it.
+fn soname() -> String {
+    format!("liblre.so.{}", lre::ffi::LRE_ABI_VERSION)
+}
+
+/// The virtual environment's bin directory with cmake, ninja and pkg-config.
+fn cmake_tools() -> PathBuf {
+    setup::python_env("cpp-tools-env", "bindings/cpp/requirements-test.txt")
+}
+
+fn cmake() -> Command {
+    Command::new(cmake_tools().join("cmake"))
+}
+
+/// `cmake -S source -B build`, generating for the environment's ninja (no make needed).
+fn cmake_configure(source: &Path, build: &Path) -> Command {
+    let mut cmd = cmake();
+    cmd.arg("-S")
+        .arg(source)
+        .arg("-B")
+        .arg(build)
+        .args(["-G", "Ninja"])
+        .arg(format!(
+            "-DCMAKE_MAKE_PROGRAM={}",
+            cmake_tools().join("ninja").display()
+        ));
+    cmd
+}
+
+/// The library cargo built carries its soname itself (build.rs), so installing needs no patchelf.
+#[test]
+fn library_soname_is_the_abi_version() {
+    let soname = soname();
+    assert!(
+        dynamic_section(&library_dir().join("liblre.so"))
+            .contains(&format!("Library soname: [{soname}]")),
+        "the built liblre.so has no soname {soname}"
+    );
+}
+
+/// Configures a throwaway CMake project that gets the lre targets through `find_lre` (CMake
+/// code) and prints their compile features: users' C++ code needs C++17 from lre::lre.
+fn assert_targets_require_cxx17(name: &str, find_lre: &str, args: &[String]) {
+    let dir = scratch_dir(name);
+    std::fs::write(
+        dir.join("CMakeLists.txt"),
+        format!(
+            "cmake_minimum_required(VERSION 3.19)\nproject(features LANGUAGES C CXX)\n{find_lre}\n\
+             foreach(t lre::lre lre::lre_static)\n  get_target_property(f ${{t}} \
+             INTERFACE_COMPILE_FEATURES)\n  message(STATUS \"${{t}} features: ${{f}}\")\nendforeach()\n"
+        ),
+    )
+    .unwrap();
+    let out = run_ok(
+        cmake_configure(&dir, &dir.join("build")).args(args),
+        &format!("configuring the {name} project"),
+    );
+    for target in ["lre::lre", "lre::lre_static"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&format!("{target} features: ")) && l.contains("cxx_std_17")),
+            "{target} does not require cxx_std_17:\n{out}"
+        );
+    }
+}
+
+/// Configures examples/cpp in `build` with the extra arguments and environment, builds it, runs
+/// it and checks its output; returns the executable and what the build printed.
+fn build_and_run_example(
+    build: &Path,
+    args: &[String],
+    env: &[(&str, &Path)],
+) -> (PathBuf, String) {
+    run_ok(
+        cmake_configure(&crate_root().join("examples/cpp"), build)
+            .args(args)
+            .envs(env.iter().copied()),
+        &format!("configuring examples/cpp with {args:?}"),
+    );
+    let printed = run_ok(cmake().arg("--build").arg(build), "building examples/cpp");
+    let exe = build.join("lre_mlp");
+    let out = run_ok(
+        Command::new(&exe).env_remove("LD_LIBRARY_PATH"),
+        &format!("running examples/cpp built with {args:?}"),
+    );
+    check_example_output(&out);
+    (exe, printed)
+}
+
 #[test]
 fn installed_package_builds_with_cmake_and_pkg_config() {
     let root = crate_root();
@@ -116,44 +209,33 @@ fn installed_package_builds_with_cmake_and_pkg_config() {
     let prefix = dir.join("prefix");
     let lib = prefix.join("lib");
     let version = env!("CARGO_PKG_VERSION");
-    let major = env!("CARGO_PKG_VERSION_MAJOR");
-    let soname = format!("liblre.so.{major}");
+    let soname = soname();
+    let realname = format!("{soname}.{version}");
 
     // Install the library this test run built, as a user would install a release build.
     run_ok(
-        Command::new("cmake")
-            .arg("-S")
-            .arg(root.join("bindings/cpp"))
-            .arg("-B")
-            .arg(dir.join("build"))
+        cmake_configure(&root.join("bindings/cpp"), &dir.join("build"))
             .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()))
-            .arg(format!(
-                "-DLRE_LIBRARY={}",
-                library_dir().join("liblre.so").display()
-            )),
+            .arg(format!("-DLRE_LIBRARY_DIR={}", library_dir().display())),
         "configuring bindings/cpp",
     );
     run_ok(
-        Command::new("cmake")
+        cmake()
             .arg("--build")
             .arg(dir.join("build"))
             .args(["--target", "install"]),
         "installing",
     );
-    let real = lib.join(format!("liblre.so.{version}"));
     assert!(
-        dynamic_section(&real).contains(&format!("Library soname: [{soname}]")),
-        "{} has no soname {soname}",
-        real.display()
+        dynamic_section(&lib.join(&realname)).contains(&format!("Library soname: [{soname}]")),
+        "{realname} has no soname {soname}"
     );
-    for (link, target) in [
-        (soname.as_str(), format!("liblre.so.{version}")),
-        ("liblre.so", soname.clone()),
-    ] {
+    for (link, target) in [(soname.as_str(), realname.as_str()), ("liblre.so", &soname)] {
         let read = std::fs::read_link(lib.join(link))
             .unwrap_or_else(|e| panic!("{link} is not a symlink: {e}"));
-        assert_eq!(read, Path::new(&target), "{link} points at {target}");
+        assert_eq!(read, Path::new(target), "{link} points at {target}");
     }
+    assert!(lib.join("liblre.a").is_file(), "liblre.a installed");
     for header in ["lre.h", "lre.hpp"] {
         assert!(
             prefix.join("include").join(header).is_file(),
@@ -161,36 +243,33 @@ fn installed_package_builds_with_cmake_and_pkg_config() {
         );
     }
 
-    // examples/cpp through find_package(lre CONFIG REQUIRED) and lre::lre.
-    let example = dir.join("example");
-    run_ok(
-        Command::new("cmake")
-            .arg("-S")
-            .arg(root.join("examples/cpp"))
-            .arg("-B")
-            .arg(&example)
-            .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())),
-        "configuring examples/cpp",
+    // examples/cpp through find_package(lre CONFIG REQUIRED), with lre::lre and lre::lre_static.
+    let prefix_arg = format!("-DCMAKE_PREFIX_PATH={}", prefix.display());
+    assert_targets_require_cxx17(
+        "cpp-install-features",
+        "find_package(lre CONFIG REQUIRED)",
+        std::slice::from_ref(&prefix_arg),
     );
-    run_ok(
-        Command::new("cmake").arg("--build").arg(&example),
-        "building examples/cpp",
-    );
-    let exe = example.join("lre_mlp");
+    let (shared, _) =
+        build_and_run_example(&dir.join("example"), std::slice::from_ref(&prefix_arg), &[]);
     assert!(
-        dynamic_section(&exe).contains(&format!("Shared library: [{soname}]")),
+        dynamic_section(&shared).contains(&format!("Shared library: [{soname}]")),
         "the example does not link the installed {soname}"
     );
-    let out = run_ok(
-        Command::new(&exe).env_remove("LD_LIBRARY_PATH"),
-        "running examples/cpp",
+    let (static_exe, _) = build_and_run_example(
+        &dir.join("example-static"),
+        &[prefix_arg, "-DLRE_EXAMPLE_STATIC=ON".to_owned()],
+        &[],
     );
-    check_example_output(&out);
+    assert!(
+        !dynamic_section(&static_exe).contains("liblre"),
+        "the static example still needs liblre"
+    );
 
     // The README's C++ example, one file, with the flags pkg-config gives.
     let pkg_config = |args: &[&str]| {
         run_ok(
-            Command::new("pkg-config")
+            Command::new(cmake_tools().join("pkg-config"))
                 .args(args)
                 .arg("lre")
                 .env("PKG_CONFIG_PATH", lib.join("pkgconfig")),
@@ -226,6 +305,74 @@ fn installed_package_builds_with_cmake_and_pkg_config() {
     assert!(
         out.contains("loss") && out.contains("invalid spec"),
         "the README example prints the loss and a caught error:\n{out}"
+    );
+}
+
+/// A project that adds the repository with add_subdirectory (as FetchContent does) builds the
+/// library with cargo as part of its own build. It runs cargo in this test run's target
+/// directory and profile, where the library is already built, so cargo has nothing to redo.
+#[test]
+fn example_builds_with_the_repository_as_a_subdirectory() {
+    let root = crate_root();
+    let dir = scratch_dir("cpp-subdirectory");
+    let profile_dir = library_dir()
+        .ancestors()
+        .find(|d| {
+            d.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
+        .expect("the library is under target/debug or target/release")
+        .to_owned();
+    let profile = if profile_dir.ends_with("debug") {
+        "dev"
+    } else {
+        "release"
+    };
+    // This run's cargo, profile, features and dependency resolution (naming a test target
+    // makes cargo resolve features with the dev-dependencies, as `cargo test` does), so that
+    // cargo finds the library up to date instead of relinking it under the running tests.
+    let mut cargo_flags = vec!["--test", "cpp_bindings"];
+    if !cfg!(feature = "cuda") {
+        cargo_flags.push("--no-default-features");
+    }
+    let args = [
+        format!("-DLRE_SOURCE_DIR={}", root.display()),
+        format!("-DCARGO={}", env!("CARGO")),
+        format!("-DLRE_CARGO_PROFILE={profile}"),
+        format!("-DLRE_CARGO_FLAGS={}", cargo_flags.join(";")),
+    ];
+    let target_dir = profile_dir.parent().expect("the target directory");
+    assert_targets_require_cxx17(
+        "cpp-subdirectory-features",
+        &format!("add_subdirectory(\"{}/bindings/cpp\" lre)", root.display()),
+        &[],
+    );
+    let library = library_dir().join("liblre.so");
+    let modified = || {
+        std::fs::metadata(&library)
+            .and_then(|m| m.modified())
+            .unwrap()
+    };
+    let before = modified();
+    // CARGO_TARGET_DIR is read when the project is configured.
+    let (exe, built) = build_and_run_example(
+        &dir.join("example"),
+        &args,
+        &[("CARGO_TARGET_DIR", target_dir)],
+    );
+    assert!(
+        built.contains("Building liblre with cargo"),
+        "cargo did not run in the build:\n{built}"
+    );
+    assert_eq!(
+        modified(),
+        before,
+        "cargo rebuilt the library under test:\n{built}"
+    );
+    assert!(
+        dynamic_section(&exe).contains(&format!("Shared library: [{}]", soname())),
+        "the example does not link {}",
+        soname()
     );
 }
 

@@ -7,6 +7,8 @@ mod c_program;
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 use c_program::{compile, program, run_program};
 use common::Xorshift;
 use process::scratch_dir;

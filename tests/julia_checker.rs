@@ -1,12 +1,17 @@
 //! The Julia binding without Julia: tools/julia_checker/check_ccalls.py checks every ccall,
 //! @cfunction and header constant in the Julia package, examples/julia and the README's Julia
-//! example against include/lre.h and the library built for this test run, and must fail on the
-//! deliberately broken wrappers in tools/julia_checker/fixtures. Needs python3 with the pinned
-//! packages of tools/julia_checker/requirements.txt, nm and gcc (.ci/run installs them).
+//! example against include/lre.h and the library built for this test run, that no ccall hands C
+//! a possibly non-contiguous array, and the package's Project.toml (compat entries, declared
+//! modules); it must fail on the deliberately broken wrappers and package in
+//! tools/julia_checker/fixtures. The checker runs in a virtual environment under target/tmp with
+//! the pinned tools/julia_checker/requirements.txt (libclang, tree-sitter-julia), which the first
+//! run installs; nm and gcc come with gcc.
 
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 
 use common::library_dir;
 use process::{crate_root, readme_block, report, run, run_ok, scratch_dir};
@@ -15,7 +20,9 @@ use std::process::{Command, Output};
 
 fn check(paths: &[PathBuf], library: &Path) -> Output {
     let root = crate_root();
-    run(Command::new("python3")
+    let python = setup::python_env("julia-checker-env", "tools/julia_checker/requirements.txt")
+        .join("python");
+    run(Command::new(python)
         .arg(root.join("tools/julia_checker/check_ccalls.py"))
         .arg("--header")
         .arg(root.join("include/lre.h"))
@@ -26,6 +33,18 @@ fn check(paths: &[PathBuf], library: &Path) -> Output {
 
 /// The .jl files under `path` (or `path` itself), as the checker finds them.
 fn julia_files(path: &Path) -> Vec<PathBuf> {
+    files_under(path, &|f| f.extension().is_some_and(|e| e == "jl"))
+}
+
+/// The files under `path` (or `path` itself) that the checker reads: .jl files and the
+/// packages' Project.toml.
+fn checked_files(path: &Path) -> Vec<PathBuf> {
+    files_under(path, &|f| {
+        f.extension().is_some_and(|e| e == "jl") || f.ends_with("Project.toml")
+    })
+}
+
+fn files_under(path: &Path, wanted: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     if path.is_file() {
         return vec![path.to_owned()];
     }
@@ -33,8 +52,8 @@ fn julia_files(path: &Path) -> Vec<PathBuf> {
     for entry in std::fs::read_dir(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
         let entry = entry.unwrap().path();
         if entry.is_dir() {
-            files.extend(julia_files(&entry));
-        } else if entry.extension().is_some_and(|e| e == "jl") {
+            files.extend(files_under(&entry, wanted));
+        } else if wanted(&entry) {
             files.push(entry);
         }
     }
@@ -67,8 +86,8 @@ fn real_wrapper_passes() {
         "the Julia wrapper does not match lre.h\n{}",
         report(&output)
     );
-    // Nothing was skipped: the checker saw every ccall and @cfunction in the text, and every
-    // header constant the package defines.
+    // Nothing was skipped: the checker saw every ccall and @cfunction in the text, every header
+    // constant the package defines, and the package's Project.toml.
     let summary = format!(
         "julia ccall check: {} ccalls, {} @cfunctions, {} constants in",
         occurrences(&paths, "ccall(") - occurrences(&paths, "@ccall("),
@@ -76,8 +95,8 @@ fn real_wrapper_passes() {
         occurrences(&paths, "\nconst LRE_"),
     );
     assert!(
-        stdout.contains(&summary) && stdout.contains("; 0 problems"),
-        "expected \"{summary} ...; 0 problems\"\n{}",
+        stdout.contains(&summary) && stdout.contains(" files and 1 Project.toml; 0 problems"),
+        "expected \"{summary} ... files and 1 Project.toml; 0 problems\"\n{}",
         report(&output)
     );
 }
@@ -98,7 +117,7 @@ fn broken_wrappers_fail_naming_each_problem() {
     );
     // Each line marked "# expect: <text>" must be reported with that text, and nothing else.
     let mut expected = 0;
-    for file in julia_files(&fixtures) {
+    for file in checked_files(&fixtures) {
         let source = std::fs::read_to_string(&file).unwrap();
         for (i, line) in source.lines().enumerate() {
             let Some((_, text)) = line.split_once("# expect: ") else {

@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/process.rs"]
 mod process;
+#[path = "common/setup.rs"]
+mod setup;
 
 use common::library_dir;
 use lre::ffi::xla::c_api;
@@ -14,36 +16,15 @@ use process::{crate_root, run_ok, scratch_dir};
 use std::mem::{offset_of, size_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// Held while a test builds the package: setuptools writes build/ and src/lre.egg-info/ inside
 /// bindings/python, which two builds at once would share.
 static PACKAGE_BUILD: Mutex<()> = Mutex::new(());
 
-/// The virtual environment's python, created (or updated when the requirements changed) once.
-fn python() -> &'static PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let env = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-env");
-        let python = env.join("bin").join("python");
-        let requirements = crate_root().join("bindings/python/requirements-test.txt");
-        let wanted = std::fs::read_to_string(&requirements).expect("requirements-test.txt");
-        let stamp = env.join("installed-requirements.txt");
-        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-            run_ok(
-                Command::new("python3")
-                    .args(["-m", "venv", "--clear"])
-                    .arg(&env),
-                "creating the virtual environment",
-            );
-            run_ok(
-                pip_install(&python).arg("-r").arg(&requirements),
-                "installing the Python test requirements",
-            );
-            std::fs::write(&stamp, &wanted).expect("writing the stamp");
-        }
-        python
-    })
+/// The virtual environment's python, with the pinned test requirements.
+fn python() -> PathBuf {
+    setup::python_env("python-env", "bindings/python/requirements-test.txt").join("python")
 }
 
 /// `python -m pip install`, quietly.
@@ -230,7 +211,7 @@ fn python_package_installs_and_its_tests_pass() {
     let python = python();
     let building = PACKAGE_BUILD.lock().unwrap_or_else(|e| e.into_inner());
     run_ok(
-        pip_install(python)
+        pip_install(&python)
             .args(["--force-reinstall", "--no-deps", "--no-build-isolation"])
             .arg(crate_root().join("bindings/python"))
             .env("LRE_LIBRARY", &library),
@@ -239,7 +220,7 @@ fn python_package_installs_and_its_tests_pass() {
     drop(building);
     let outside = scratch_dir("python-installed");
     let found = run_ok(
-        Command::new(python)
+        Command::new(&python)
             .args([
                 "-c",
                 "import lre, lre.jax; print(lre.version(), lre._library.load()._name)",
@@ -253,7 +234,7 @@ fn python_package_installs_and_its_tests_pass() {
         "the installed package should use its bundled library: {found}"
     );
     run_ok(
-        Command::new(python)
+        Command::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
             .arg(crate_root().join("bindings/python/tests"))
             .env("LRE_LIBRARY", &library),

@@ -1,7 +1,8 @@
 # Trains a rotated, ill-conditioned quadratic f(x) = ½(x−x*)ᵀH(x−x*) with LRE and with Adam,
 # passing the exact Hessian-vector product, and resumes LRE from a saved state.
 #
-#   LRE_LIBRARY=$PWD/target/release/liblre.so julia --project=bindings/julia/LRE examples/julia/train.jl
+#   julia --project=bindings/julia/LRE -e 'using LRE; LRE.set_library!("target/release/liblre.so")'
+#   julia --project=bindings/julia/LRE examples/julia/train.jl
 using LRE
 using LinearAlgebra
 using Random

@@ -3,7 +3,8 @@
  *
  * Build by hand (from the crate root, after `cargo build`):
  *   gcc -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude tests/c/api_test.c \
- *       -Ltarget/debug -llre -Wl,-rpath,target/debug -lm -o /tmp/lre_api_test
+ *       target/debug/liblre.a -lpthread -ldl -lm -o /tmp/lre_api_test
+ * (the static library: cargo's liblre.so has the soname liblre.so.1, which only an install names)
  *
  * Every check prints what failed; the program exits non-zero if any check failed and always ends
  * with "C API: N passed, M failed".

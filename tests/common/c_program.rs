@@ -1,9 +1,9 @@
 //! Compiling and running the C test programs of tests/c/ against the library cargo built for
-//! this test run. Included with `mod common;`, `#[path = "common/process.rs"] mod process;` and
-//! `#[path = "common/c_program.rs"] mod c_program;`.
+//! this test run. Included with `mod common;`, `#[path = "common/process.rs"] mod process;`,
+//! `#[path = "common/setup.rs"] mod setup;` and `#[path = "common/c_program.rs"] mod c_program;`.
 #![allow(dead_code)]
 
-use crate::common::library_dir;
+use crate::common::{library_dir, linkable_library_dir};
 use crate::process::{crate_root, report, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,10 +11,10 @@ use std::process::Command;
 /// Compiles `tests/c/<name>` (C99, all warnings as errors) against the freshly built library.
 pub fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
     let root = crate_root();
-    let lib_dir = library_dir();
+    let lib_dir = linkable_library_dir();
     // One binary per test (`variant`) and profile: tests run concurrently, and rewriting a
     // binary another test is running fails.
-    let profile = lib_dir
+    let profile = library_dir()
         .parent()
         .and_then(Path::file_name)
         .map(|p| p.to_string_lossy().into_owned());
@@ -59,7 +59,7 @@ pub fn program(exe: &Path) -> Command {
 /// summary.
 pub fn run_program(exe: &Path, args: &[&str], valgrind: bool) {
     let mut cmd = if valgrind {
-        let mut v = program(Path::new("valgrind"));
+        let mut v = program(Path::new(crate::setup::system_command("valgrind", "valgrind")));
         v.args([
             "--quiet",
             "--leak-check=full",

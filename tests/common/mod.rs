@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// A tiny deterministic generator for test data (xorshift64), uniform in [-0.5, 0.5).
 pub struct Xorshift(pub u64);
@@ -64,6 +65,34 @@ pub fn library_dir() -> PathBuf {
                 looked.join(", ")
             )
         })
+}
+
+/// A directory where a program links the library under test with `-llre` and, given it as its
+/// rpath, loads it by its soname: symlinks `liblre.so` and `liblre.so.<ABI version>` to the
+/// library in [`library_dir`]. Cargo's output has only `liblre.so` (whose soname is
+/// `liblre.so.<ABI version>`, build.rs); an install (bindings/cpp/CMakeLists.txt) creates both.
+pub fn linkable_library_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let library = library_dir().join("liblre.so");
+        let profile = library_dir()
+            .ancestors()
+            .find_map(|d| Some(d.file_name()?.to_str()?.to_owned()).filter(|n| n != "deps"))
+            .unwrap_or_default();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("linkable-lre-{profile}"));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let soname = format!("liblre.so.{}", lre::ffi::LRE_ABI_VERSION);
+        for name in ["liblre.so", soname.as_str()] {
+            let link = dir.join(name);
+            if std::fs::read_link(&link).ok().as_deref() != Some(library.as_path()) {
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&library, &link)
+                    .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
+            }
+        }
+        dir
+    })
+    .clone()
 }
 
 /// f(x) = ½(x−x*)ᵀ·H·(x−x*) with H = R·diag(d)·Rᵀ: a random rotation R and eigenvalues d

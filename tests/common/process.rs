@@ -10,11 +10,10 @@ pub fn crate_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `cmd`; a tool that cannot be started fails the test with a hint (CI installs them all).
+/// Runs `cmd`; a tool that cannot be started fails the test (setup.rs installs what is missing).
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e}\n.ci/run installs every tool the tests need; run it, or install this one")
-    })
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs `cmd`, fails the test with its output unless it succeeded, and returns its stdout.

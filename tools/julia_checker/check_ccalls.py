@@ -15,16 +15,22 @@ tree-sitter-julia. Checked:
   - every `ccall(fptr, Ret, (T...), ...)` through a function pointer and every
     `@cfunction(f, Ret, (T...))`: the signature is one of the header's callback typedefs;
   - every `const NAME = value` whose NAME is a header enum constant or integer macro has its value;
+  - no ccall passes a function's parameter declared as a strided or abstract array (a view such
+    as x[1:2:end] is not one block of memory) to C as it is; it must go through a contiguous copy;
+  - every package (a directory with a Project.toml) has a [compat] entry for julia and for each of
+    its [deps], and each module its src/ uses or imports is Base, Core or one of its [deps];
   - the files parse (tree-sitter reports no syntax error), and `@ccall` is refused (its form is
     not checked here; write ccall).
 Prints one line per problem ("file:line: ...") and a summary; exits 1 if there was a problem,
-2 if the tools are missing (install them with `pip install -r requirements.txt` beside this file).
+2 if the tools are missing (`pip install -r requirements.txt` beside this file; tests/julia_checker.rs
+installs them into a virtual environment under target/tmp).
 """
 
 import argparse
 import difflib
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +41,7 @@ try:
 except ImportError as e:
     sys.exit(
         f"check_ccalls.py: {e}; install the pinned tools with "
-        f"`python3 -m pip install --user -r {Path(__file__).with_name('requirements.txt')}`"
+        f"`python3 -m pip install -r {Path(__file__).with_name('requirements.txt')}` (in a virtual environment)"
     )
 
 # C integer typedefs and builtins -> the Julia type (after aliases, below) that matches them.
@@ -57,6 +63,11 @@ JULIA_ALIASES = {
     "Cint": "Int32", "Cuint": "UInt32", "Cshort": "Int16", "Cushort": "UInt16",
     "Clonglong": "Int64", "Culonglong": "UInt64", "Cfloat": "Float32", "Cdouble": "Float64",
     "Cuchar": "UInt8", "Nothing": "Cvoid",
+}
+# Array types whose values need not be contiguous in memory (a C pointer sees one block).
+NONCONTIGUOUS_ARRAYS = {
+    "AbstractArray", "AbstractVector", "AbstractMatrix", "AbstractVecOrMat",
+    "StridedArray", "StridedVector", "StridedMatrix", "StridedVecOrMat", "SubArray",
 }
 
 
@@ -190,12 +201,15 @@ class Checker:
         self.header_name = header_name
         self.library_var = library_var
         self.problems = []
-        self.counts = {"ccall": 0, "cfunction": 0, "constant": 0}
+        self.counts = {"ccall": 0, "cfunction": 0, "constant": 0, "project": 0}
         self.called = set()
         self.parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
 
     def problem(self, path, node, message):
-        self.problems.append(f"{path}:{node.start_point[0] + 1}: {message}")
+        self.problem_at(path, node.start_point[0] + 1, message)
+
+    def problem_at(self, path, line, message):
+        self.problems.append(f"{path}:{line}: {message}")
 
     def check_file(self, path):
         tree = self.parser.parse(path.read_bytes())
@@ -204,13 +218,17 @@ class Checker:
             error = first_error(tree.root_node)
             self.problem(path, error, f"syntax error at {error.text.decode()[:40]!r}; not checked further")
             return
-        self.walk(path, tree.root_node)
+        self.walk(path, tree.root_node, {})
 
-    def walk(self, path, node):
+    def walk(self, path, node, arrays):
+        """`arrays`: the enclosing function's parameters declared as non-contiguous arrays."""
+        params = function_parameters(node)
+        if params is not None:
+            arrays = {name: t for name, t in params.items() if t in NONCONTIGUOUS_ARRAYS}
         if node.type == "call_expression":
             callee = node.named_children[0]
             if callee.type == "identifier" and callee.text == b"ccall":
-                self.check_ccall(path, node, node.named_children[1].named_children)
+                self.check_ccall(path, node, node.named_children[1].named_children, arrays)
         elif node.type == "macrocall_expression":
             name = node.named_children[0].text.decode()
             if name == "@ccall":
@@ -220,7 +238,7 @@ class Checker:
         elif node.type == "const_statement":
             self.check_constant(path, node)
         for child in node.named_children:
-            self.walk(path, child)
+            self.walk(path, child, arrays)
 
     def types_of(self, path, node, what):
         # `(Ptr{Cvoid})` is not a tuple: one type needs the trailing comma, `(Ptr{Cvoid},)`.
@@ -229,12 +247,17 @@ class Checker:
             return None
         return [julia_type(t) for t in node.named_children]
 
-    def check_ccall(self, path, node, args):
+    def check_ccall(self, path, node, args, arrays):
         self.counts["ccall"] += 1
         if len(args) < 3:
             self.problem(path, node, "ccall needs (function, return type, argument types, values...)")
             return
         target, ret, types_node, values = args[0], args[1], args[2], args[3:]
+        for value in values:
+            name = value.text.decode()
+            if value.type == "identifier" and name in arrays:
+                self.problem(path, value, f"ccall passes {name}::{arrays[name]} to C as it is, but it need "
+                             "not be contiguous; pass a contiguous array (e.g. through with_contiguous)")
         types = self.types_of(path, types_node, "ccall")
         if types is None:
             return
@@ -318,6 +341,83 @@ class Checker:
             self.problem(path, node, f"{name} = {value}, but {self.header_name} says {self.header.constants[name]}")
 
 
+    def check_project(self, project):
+        """The package's Project.toml: compat entries, and the modules its src/ loads."""
+        self.counts["project"] += 1
+        text = project.read_text()
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            self.problem_at(project, 1, f"does not parse: {e}")
+            return
+        deps, compat = data.get("deps", {}), data.get("compat", {})
+        lines = text.splitlines()
+        if "julia" not in compat:
+            self.problem_at(project, toml_line(lines, "compat"), "[compat] has no julia entry")
+        for name in deps:
+            if name not in compat:
+                self.problem_at(project, toml_line(lines, "deps", name), f"{name} has no [compat] entry")
+        known = set(deps) | {"Base", "Core", data.get("name")}
+        for source in sorted((project.parent / "src").rglob("*.jl")):
+            tree = self.parser.parse(source.read_bytes())
+            for node, module in loaded_modules(tree.root_node):
+                if module not in known:
+                    self.problem(source, node, f"{module} is not in the [deps] of {project}")
+
+
+def function_parameters(node):
+    """{name: type name} of the parameters of a function definition (long or short form), or
+    None if `node` defines no function."""
+    if node.type == "function_definition":
+        signature = next((c for c in node.named_children if c.type == "signature"), None)
+        call = signature.named_children[0] if signature is not None and signature.named_children else None
+    elif node.type == "assignment" and node.named_children[0].type in ("call_expression", "where_expression"):
+        call = node.named_children[0]
+    else:
+        return None
+    while call is not None and call.type == "where_expression":
+        call = call.named_children[0]
+    if call is None or call.type != "call_expression" or len(call.named_children) < 2:
+        return {}
+    params = {}
+    for p in call.named_children[1].named_children:
+        if p.type == "typed_expression" and len(p.named_children) == 2:
+            name, declared = p.named_children
+            if declared.type == "parametrized_type_expression":
+                declared = declared.named_children[0]
+            params[name.text.decode()] = declared.text.decode()
+    return params
+
+
+def loaded_modules(node):
+    """(node, top-level module name) of every `using`/`import` below `node`; relative ones
+    (`using .Sub`) are the package's own and are left out."""
+    if node.type in ("using_statement", "import_statement"):
+        for clause in node.named_children:
+            first = clause.named_children[0] if clause.type == "selected_import" else clause
+            name = first.text.decode()
+            if not name.startswith("."):
+                yield first, name.split(".")[0]
+        return
+    for child in node.named_children:
+        yield from loaded_modules(child)
+
+
+def toml_line(lines, table, key=None):
+    """The 1-based line of `[table]` (or of `key` in it) in a TOML file's lines; 1 if absent."""
+    header = next((i for i, l in enumerate(lines) if l.strip().startswith(f"[{table}]")), None)
+    if header is None:
+        return 1
+    if key is not None:
+        for i in range(header + 1, len(lines)):
+            stripped = lines[i].strip()
+            if stripped.startswith("["):
+                break
+            if stripped.split("=")[0].strip() == key:
+                return i + 1
+    return header + 1
+
+
 def first_error(node):
     if node.type == "ERROR" or node.is_missing:
         return node
@@ -350,6 +450,8 @@ def main():
     files = list(julia_files(opts.paths))
     for f in files:
         checker.check_file(f)
+    for project in sorted(p for d in opts.paths if d.is_dir() for p in d.rglob("Project.toml")):
+        checker.check_project(project)
     for p in checker.problems:
         print(p)
     unbound = sorted(set(checker.header.functions) - checker.called)
@@ -357,7 +459,7 @@ def main():
         print(f"note: not called from Julia: {', '.join(unbound)}")
     c = checker.counts
     print(f"julia ccall check: {c['ccall']} ccalls, {c['cfunction']} @cfunctions, {c['constant']} "
-          f"constants in {len(files)} files; {len(checker.problems)} problems")
+          f"constants in {len(files)} files and {c['project']} Project.toml; {len(checker.problems)} problems")
     return 1 if checker.problems else 0
 
 

@@ -6,8 +6,9 @@
  *
  * Build by hand (from the crate root, after `cargo build`):
  *   g++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -Ibindings/cpp \
- *       bindings/cpp/tests/lre_hpp_test.cpp -Ltarget/debug -llre -Wl,-rpath,target/debug \
+ *       bindings/cpp/tests/lre_hpp_test.cpp target/debug/liblre.a -lpthread -ldl -lm \
  *       -o /tmp/lre_hpp_test
+ * (the static library: cargo's liblre.so has the soname liblre.so.1, which only an install names)
  *
  * Every check prints what failed; the program exits non-zero if any check failed and always ends
  * with "C++ API: N passed, M failed".

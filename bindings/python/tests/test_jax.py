@@ -388,11 +388,15 @@ def test_default_capacity_is_the_library_bound():
 def resume_program(tmp_path_factory):
     out = tmp_path_factory.mktemp("cpp") / "resume"
     library = pathlib.Path(lre._library.load()._name).resolve()
+    # The program records the library's soname, liblre.so.<ABI version>, which only an install
+    # creates: a directory of links gives it that name.
+    libdir = tmp_path_factory.mktemp("lib")
+    (libdir / f"liblre.so.{lre.abi_version()}").symlink_to(library)
+    (libdir / "liblre.so").symlink_to(library)
     subprocess.run(
         ["g++", "-std=c++17", "-O2", "-Wall", "-Werror", f"-I{REPO / 'include'}",
          f"-I{REPO / 'bindings' / 'cpp'}", str(pathlib.Path(__file__).with_name("resume.cpp")),
-         "-o", str(out), f"-L{library.parent}", "-l:" + library.name,
-         f"-Wl,-rpath,{library.parent}"],
+         "-o", str(out), f"-L{libdir}", "-llre", f"-Wl,-rpath,{libdir}"],
         check=True)
     return out
 

@@ -7,19 +7,35 @@ Julia binding of liblre, the low-rank eigenbasis optimizers (the C API in `inclu
     step!(opt, x, g)                        # updates x in place
     step!(opt, x, g; hvp = v -> H * v)      # for curvatures that use Hessian-vector products
 
-The library is `ENV["LRE_LIBRARY"]` as it was when the package was precompiled, else `liblre`
-from the system's library path.
+The library is the package's preference `libpath` (set it with `LRE.set_library!(path)`), else
+`liblre` from the system's library path.
 """
 module LRE
 
+using Preferences
+
 export LREError, step!, begin!, probes, finish!, cancel!, step_batch!
 
-const libLRE = get(ENV, "LRE_LIBRARY", "liblre")
+# A compile-time preference: Julia precompiles the package again when it changes, so the path is
+# never stale (an environment variable read here would be frozen at precompile time).
+const libLRE = @load_preference("libpath", "liblre")
 
-function __init__()
-    current = get(ENV, "LRE_LIBRARY", "liblre")
-    current == libLRE || @warn "LRE was precompiled with LRE_LIBRARY=$libLRE and keeps using " *
-                               "it; ENV[\"LRE_LIBRARY\"] is now $current. Precompile LRE again to switch."
+"""
+    LRE.set_library!(path)
+
+Makes LRE load the library at `path` (a `liblre.so`) from the next Julia session on; `nothing`
+goes back to `liblre` from the system's library path. The path is stored as the preference
+`libpath` in the `LocalPreferences.toml` beside the active project.
+"""
+function set_library!(path::Union{AbstractString,Nothing})
+    if path === nothing
+        delete_preferences!(@__MODULE__, "libpath"; force = true)
+    else
+        isfile(path) || throw(ArgumentError("set_library!: $path is not a file"))
+        set_preferences!(@__MODULE__, "libpath" => abspath(path); force = true)
+    end
+    @info "LRE will load $(something(path, "liblre")) after Julia restarts (now: $libLRE)"
+    return nothing
 end
 
 # The header's values (tools/julia_checker compares them with include/lre.h).
@@ -147,18 +163,49 @@ end
 """
     step!(opt, x, g; hvp = nothing) -> x
 
-One step: reads the gradient `g` and updates the parameters `x` in place, both dense arrays of
-the optimizer's element type with `ndim` elements. Curvatures that use Hessian-vector products
+One step: reads the gradient `g` and updates the parameters `x` in place, both arrays of the
+optimizer's element type with `ndim` elements (dense arrays or strided views such as
+`view(A, :, j)` or `x[1:2:end]`; see `with_contiguous`). Curvatures that use Hessian-vector products
 call `hvp(v)`, which returns H·v (`v` is valid only during the call); an exception it throws
 aborts the step and is rethrown here. A failed step leaves `x` and the optimizer unchanged.
 """
-function step!(opt::Optimizer{T}, x::DenseArray{T}, g::DenseArray{T}; hvp = nothing) where {T}
+function step!(opt::Optimizer{T}, x::StridedArray{T}, g::StridedArray{T}; hvp = nothing) where {T}
     check_length(opt, x, "x")
     check_length(opt, g, "g")
-    with_hvp(opt, hvp) do callback, user
-        c_step(opt, x, g, callback, user)
+    with_contiguous(x; write_back = true) do xc
+        with_contiguous(g) do gc
+            with_hvp(opt, hvp) do callback, user
+                c_step(opt, xc, gc, callback, user)
+            end
+        end
     end
     return x
+end
+
+# Whether the elements of `a` are one column-major block of memory, as the C API reads arrays:
+# dense arrays and views such as `x[2:5]` or `A[:, j]` are, `x[1:2:end]` or `A[1, :]` are not.
+function is_contiguous(a::StridedArray)
+    expected = 1
+    for (n, stride) in zip(size(a), strides(a))
+        n == 1 || stride == expected || return false
+        expected *= n
+    end
+    return true
+end
+
+"""
+    with_contiguous(f, a; write_back = false)
+
+`f(a)` when `a`'s elements are contiguous in memory, else `f(copy)` with a contiguous copy of
+`a`; with `write_back`, what the C call wrote into the copy is copied back into `a` when `f`
+returns (not when it throws, so a failed step leaves `a` unchanged).
+"""
+function with_contiguous(f, a::StridedArray; write_back::Bool = false)
+    is_contiguous(a) && return f(a)
+    buffer = Array(a)
+    result = f(buffer)
+    write_back && copyto!(a, buffer)
+    return result
 end
 
 function check_length(opt::Optimizer, a::AbstractArray, name::AbstractString)
@@ -181,10 +228,10 @@ Split step, phase one: validates the gradient and returns how many Hessian-vecto
 step needs (0 on steps that do not update the curvature). Then `probes(opt, k)` and
 `finish!(opt, x, hvps)`; `cancel!(opt)` abandons the step.
 """
-function begin!(opt::Optimizer{T}, g::DenseArray{T}) where {T}
+function begin!(opt::Optimizer{T}, g::StridedArray{T}) where {T}
     check_length(opt, g, "g")
     k = Ref{Csize_t}(0)
-    check(c_begin(opt, g, k))
+    with_contiguous(gc -> check(c_begin(opt, gc, k)), g)
     return Int(k[])
 end
 
@@ -215,10 +262,12 @@ c_probes(opt::Optimizer{Float64}, out) =
 Split step, phase two: `hvps` (ndim × k) holds H·probe for each probe; updates `x` in place.
 Non-finite products throw `LREError` with nothing changed and the step still begun.
 """
-function finish!(opt::Optimizer{T}, x::DenseArray{T}, hvps::DenseMatrix{T}) where {T}
+function finish!(opt::Optimizer{T}, x::StridedArray{T}, hvps::StridedMatrix{T}) where {T}
     check_length(opt, x, "x")
     size(hvps, 1) == opt.ndim || throw(DimensionMismatch("hvps has $(size(hvps, 1)) rows; ndim = $(opt.ndim)"))
-    check(c_finish(opt, x, hvps))
+    with_contiguous(x; write_back = true) do xc
+        with_contiguous(hc -> check(c_finish(opt, xc, hc)), hvps)
+    end
     return x
 end
 
@@ -240,16 +289,18 @@ cancel!(opt::Optimizer) = (check(ccall((:lre_optimizer_cancel, libLRE), Cint, (P
 A batch step: `per_sample_grads` is ndim × batch (one sample's gradient per column) and
 `values` the per-sample residuals for `gauss_newton`.
 """
-function step_batch!(opt::Optimizer{T}, x::DenseArray{T}, per_sample_grads::DenseMatrix{T};
-                     values::Union{Nothing,DenseVector{T}} = nothing) where {T}
+function step_batch!(opt::Optimizer{T}, x::StridedArray{T}, per_sample_grads::StridedMatrix{T};
+                     values::Union{Nothing,StridedVector{T}} = nothing) where {T}
     check_length(opt, x, "x")
     size(per_sample_grads, 1) == opt.ndim ||
         throw(DimensionMismatch("per_sample_grads has $(size(per_sample_grads, 1)) rows; ndim = $(opt.ndim)"))
     batch = size(per_sample_grads, 2)
     values === nothing || length(values) == batch ||
         throw(DimensionMismatch("$(length(values)) values for a batch of $batch"))
-    vals = values === nothing ? Ptr{T}(C_NULL) : pointer(values)
-    GC.@preserve values check(c_step_batch(opt, x, per_sample_grads, batch, vals))
+    batch_step(vals) = with_contiguous(x; write_back = true) do xc
+        with_contiguous(gc -> check(c_step_batch(opt, xc, gc, batch, vals)), per_sample_grads)
+    end
+    values === nothing ? batch_step(Ptr{T}(C_NULL)) : with_contiguous(batch_step, values)
     return x
 end
 

@@ -1,6 +1,7 @@
 # Tests of the Julia binding. They need Julia, which the development machines lack; there
 # tools/julia_checker checks every ccall in this package against include/lre.h statically.
-#   LRE_LIBRARY=$PWD/target/debug/liblre.so julia --project=bindings/julia/LRE -e 'using Pkg; Pkg.test()'
+#   julia --project=bindings/julia/LRE -e 'using LRE; LRE.set_library!("target/debug/liblre.so")'
+#   julia --project=bindings/julia/LRE -e 'using Pkg; Pkg.test()'
 using LRE
 using Test
 
@@ -133,6 +134,40 @@ end
         end
         @test_throws LREError LRE.from_state(UInt8[1, 2, 3])
         @test_throws LREError LRE.load!(restored, joinpath(path, "missing"))
+    end
+
+    @testset "strided views" begin
+        spec = "basis=ggt(history_size=8); lr=0.1"
+        dense = train!(LRE.Optimizer(spec, 6), ones(Float32, 6), 20)
+        # A row of a matrix has stride 3: it goes through a contiguous copy, written back.
+        storage = ones(Float32, 3, 6)
+        row = view(storage, 2, :)
+        @test !LRE.is_contiguous(row)
+        @test train!(LRE.Optimizer(spec, 6), row, 20) == dense
+        @test storage[1, :] == ones(Float32, 6) && storage[3, :] == ones(Float32, 6)
+        # A column is contiguous: C reads and writes it in place.
+        column = view(ones(Float32, 6, 2), :, 2)
+        @test LRE.is_contiguous(column)
+        @test train!(LRE.Optimizer(spec, 6), column, 20) == dense
+        # A failed step leaves a strided view unchanged.
+        opt = LRE.Optimizer(spec, 6)
+        before = copy(row)
+        @test_throws LREError step!(opt, row, view(Float32[1, 0, NaN, 0, 1, 0, 1, 0, 1, 0, 1, 0], 1:2:12))
+        @test row == before
+        # Batch steps and split steps take views too.
+        batch_dense = LRE.Optimizer("curvature=empirical_fisher; lr=0.1", 4; dtype = Float64)
+        batch_view = LRE.Optimizer("curvature=empirical_fisher; lr=0.1", 4; dtype = Float64)
+        grads = reshape(collect(1.0:12.0), 4, 3) ./ 12
+        wide = zeros(4, 6)
+        wide[:, 1:2:5] = grads
+        x_dense, x_parent = ones(4), ones(2, 4)
+        step_batch!(batch_dense, x_dense, grads)
+        step_batch!(batch_view, view(x_parent, 1, :), view(wide, :, 1:2:5))
+        @test view(x_parent, 1, :) == x_dense && x_parent[2, :] == ones(4)
+    end
+
+    @testset "set_library!" begin
+        @test_throws ArgumentError LRE.set_library!(joinpath(mktempdir(), "missing.so"))
     end
 
     @testset "close" begin
