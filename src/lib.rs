@@ -26,6 +26,7 @@
 pub mod backend;
 pub mod basis;
 pub mod component;
+pub mod correction;
 pub mod curvature;
 pub mod elem;
 pub mod error;

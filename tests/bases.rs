@@ -22,7 +22,8 @@ use common::Xorshift;
 use faer::{Mat, Side};
 use lre::CpuOptimizer;
 use lre::backend::{Backend, Cpu};
-use lre::basis::{self, Basis, Correction, Outcome, Source};
+use lre::basis::{self, Basis, Outcome, Source};
+use lre::correction::Correction;
 use lre::linalg::{Regularization, regularize_eigen};
 use lre::spec::parse_component;
 

@@ -6,8 +6,10 @@ mod common;
 use common::Quadratic;
 
 use lre::backend::{Backend, Cpu};
-use lre::basis::{self, Basis, Correction};
+use lre::basis::{self, Basis};
+use lre::correction::Correction;
 use lre::curvature::{self, Curvature, Observation};
+use lre::optimizer::Current;
 use lre::rng::Rng;
 use lre::spec::parse_component;
 use lre::{CpuOptimizer, Status};
@@ -49,7 +51,8 @@ fn hessian_update(
     Option<(Vec<Vec<f64>>, Option<Vec<Vec<f64>>>, Vec<f64>)>,
 ) {
     let mut probes = vec![be.vector().unwrap()];
-    c.draw_probes(be, grad, basis, rng, &mut probes).unwrap();
+    c.draw_probes(be, grad, &mut Current(&mut *basis), rng, &mut probes)
+        .unwrap();
     let hz = h.times(&probes[0]);
     let hvps = vec![hz.clone()];
     c.prepare(be, true, 0).unwrap();
@@ -63,7 +66,7 @@ fn hessian_update(
         hvps: &hvps,
         update: true,
     };
-    let observed = c.observe(be, &obs, basis);
+    let observed = c.observe(be, &obs, &mut Current(&mut *basis));
     let dense = observed.correction.map(|corr| {
         let ys = corr.columns.iter().map(|v| v.to_vec()).collect();
         let zs = corr
@@ -332,7 +335,7 @@ fn gauss_newton_correction_is_jtj_and_gradient_jtr() {
         update: true,
     };
     let correction = c
-        .observe(&be, &obs, basis.as_mut())
+        .observe(&be, &obs, &mut Current(basis.as_mut()))
         .correction
         .expect("an update");
     basis.update(&be, &correction).unwrap();
@@ -593,7 +596,10 @@ fn loss_curvatures_scale_their_columns() {
             hvps: &[],
             update: true,
         };
-        let correction = c.observe(&be, &obs, basis.as_mut()).correction.unwrap();
+        let correction = c
+            .observe(&be, &obs, &mut Current(basis.as_mut()))
+            .correction
+            .unwrap();
         seen.push(correction.columns[0][0]);
     }
     assert_eq!(seen, vec![5.0, 3.0 - 5.0, 4.0 - 3.0]);
@@ -617,7 +623,7 @@ fn loss_curvatures_scale_their_columns() {
             update: false,
         };
         last = u
-            .observe(&be, &obs, basis.as_mut())
+            .observe(&be, &obs, &mut Current(basis.as_mut()))
             .gradient
             .expect("g_GN")
             .clone();

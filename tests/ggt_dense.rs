@@ -10,8 +10,9 @@ use common::Xorshift;
 use faer::{Mat, Side};
 use lre::backend::Cpu;
 use lre::basis::ggt::Ggt;
-use lre::basis::{Basis, Correction, Outcome, Source};
+use lre::basis::{Basis, Outcome, Source};
 use lre::component::Component;
+use lre::correction::Correction;
 use lre::spec::parse_component;
 
 const N: usize = 40;

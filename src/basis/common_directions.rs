@@ -14,7 +14,8 @@
 
 use super::ortho::OrthoColumns;
 use super::projection::Cached;
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result};

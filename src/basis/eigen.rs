@@ -28,7 +28,8 @@
 use super::ema::{Ema, HandedOut};
 use super::ortho::{OrthoColumns, orthogonal_part, span_tolerance};
 use super::projection::Cached;
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};

@@ -2,7 +2,8 @@
 //! eigendecomposed on every update. O(n³) per update and O(n²) memory, so it is refused above
 //! [`MAX_NDIM`]; it exists for tests and 2-D problems.
 
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};

@@ -14,7 +14,8 @@
 //! C = W_newᵀ·(M_newᵀM_old)·W_old, with M_newᵀM_old read off K_old and the new Gram rows.
 //! Per update: one pass over the window per new column and one to unproject; O(m³) small work.
 
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};

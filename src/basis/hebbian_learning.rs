@@ -30,7 +30,8 @@
 
 use super::projection::{Cached, add_columns_scaled, project_columns};
 use super::store::{get_columns, put_columns};
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};

@@ -2,7 +2,8 @@
 //! `basis=identity; chain=[adam]` is plain Adam — the baseline every benchmark compares against.
 //! The k-space (here n-sized) vectors live on the host in f64, like every inner optimizer's state.
 
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};

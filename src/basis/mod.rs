@@ -12,20 +12,12 @@ mod store;
 
 use crate::backend::Backend;
 use crate::component::{Component, Range, boolean, float, int, opt_float, opt_int};
+use crate::correction::Correction;
 use crate::error::Result;
 use crate::family::family;
 use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
-
-/// A low-rank correction Y·diag(α)·Zᵀ (Z absent: symmetric Y·diag(α)·Yᵀ), columns oldest first.
-pub struct Correction<'a, V> {
-    pub columns: Vec<&'a V>,
-    pub alpha: Vec<f64>,
-    pub z: Option<Vec<&'a V>>,
-    /// Which column, if any, is this step's gradient (lets a basis project it for free).
-    pub gradient_column: Option<usize>,
-}
 
 /// What the inner optimizers need after a successful basis update.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,7 +12,8 @@
 //! symmetric.
 
 use super::sketch::{Method, Products, Sketched};
-use super::{Correction, Outcome};
+use super::Outcome;
+use crate::correction::Correction;
 use crate::backend::{Backend, Scalar};
 use crate::elem::Dtype;
 use crate::component::Component;
@@ -65,7 +66,7 @@ pub fn new<B: Backend>(c: &Component, be: &B, seed: u64) -> Result<Sketched<B>> 
         omega_update_freq: c.usize("omega_update_freq") as u64,
         has_omega: false,
     };
-    Sketched::new(c, be, seed, method)
+    Sketched::new(c, be, seed, method, update::<B>)
 }
 
 /// One update (the module doc); `Sketched::update` has made room for the correction.

@@ -14,7 +14,8 @@
 
 use super::ortho::span_tolerance;
 use super::sketch::{Method, Sketched, orthonormalize};
-use super::{Correction, Outcome};
+use super::Outcome;
+use crate::correction::Correction;
 use crate::backend::Backend;
 use crate::component::Component;
 use crate::error::Result;
@@ -56,7 +57,7 @@ pub fn state(c: &Component, dims: &Dims) -> Declared {
 }
 
 pub fn new<B: Backend>(c: &Component, be: &B, seed: u64) -> Result<Sketched<B>> {
-    Sketched::new(c, be, seed, Method::Randomized)
+    Sketched::new(c, be, seed, Method::Randomized, update::<B>)
 }
 
 /// One update (the module doc); `Sketched::update` has made room for the correction.

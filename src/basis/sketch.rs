@@ -11,15 +11,17 @@
 //! C = Q_newᵀQ_old is read off the small products (§8.1: "C is free").
 //!
 //! Layout of the matrix: Q in 0..rank, Ω in rank..rank + l, U after it. The two bases are this
-//! one struct; each file supplies its update (`randomized_eigen::update`, `nystrom::update`).
+//! one struct; each file supplies its update (`randomized_eigen::update`, `nystrom::update`) as
+//! a function pointer, so this file calls neither.
 
 use super::Declared;
 use super::ema::{Ema, HandedOut};
 use super::projection::{Cached, add_columns_scaled, project_columns};
 use super::store::{get_columns, put_columns};
-use super::{Basis, BasisChange, Correction, Outcome, Source};
+use super::{Basis, BasisChange, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
+use crate::correction::Correction;
 use crate::error::{Error, Result, Status};
 use crate::linalg::{Regularization, cholesky_dropping, mul, mul_tn, upper_inverse};
 use crate::state::layout::{Dims, Layout};
@@ -68,10 +70,16 @@ pub enum Method {
     },
 }
 
+/// How a sketched basis absorbs a correction: `randomized_eigen::update` or `nystrom::update`,
+/// supplied by the file that builds it (so this shared part calls neither).
+pub type Resketch<B> =
+    fn(&mut Sketched<B>, &B, &Correction<'_, <B as Backend>::Vector>) -> Result<Outcome>;
+
 /// The randomized_eigen and nystrom bases.
 pub struct Sketched<B: Backend> {
     pub matrix: B::Matrix,
     pub method: Method,
+    resketch: Resketch<B>,
     pub rank: usize,
     /// Sketch width l = rank + oversampling, capped at n.
     pub width: usize,
@@ -87,7 +95,13 @@ pub struct Sketched<B: Backend> {
 }
 
 impl<B: Backend> Sketched<B> {
-    pub fn new(c: &Component, be: &B, seed: u64, method: Method) -> Result<Self> {
+    pub fn new(
+        c: &Component,
+        be: &B,
+        seed: u64,
+        method: Method,
+        resketch: Resketch<B>,
+    ) -> Result<Self> {
         let n = be.ndim();
         // More columns than n would only add round-off directions (§7 item 19).
         let rank = c.usize("rank").min(n);
@@ -95,6 +109,7 @@ impl<B: Backend> Sketched<B> {
         Ok(Sketched {
             matrix: be.matrix(0)?,
             method,
+            resketch,
             rank,
             width: (rank + c.usize("oversampling")).min(n),
             values: Vec::new(),
@@ -275,10 +290,7 @@ impl<B: Backend> Basis<B> for Sketched<B> {
             ));
         }
         self.reserve(be, correction.columns.len())?;
-        match self.method {
-            Method::Randomized => super::randomized_eigen::update(self, be, correction),
-            Method::Nystrom { .. } => super::nystrom::update(self, be, correction),
-        }
+        (self.resketch)(self, be, correction)
     }
 
     fn rank(&self) -> Option<usize> {

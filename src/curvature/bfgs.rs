@@ -8,7 +8,8 @@
 use super::hessian::{Rule, scratch};
 use super::probes::approximation_times;
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::component::Component;
 use crate::error::Result;
 use crate::component::ComponentSpec;
@@ -85,13 +86,13 @@ impl<B: Backend> Rule<B> for Bfgs<B> {
         be: &B,
         s: &'a B::Vector,
         hz: &'a B::Vector,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
     ) -> Option<Correction<'a, B::Vector>> {
         let (bs, y) = (
             self.bs.as_mut().expect("reserved"),
             self.y.as_mut().expect("reserved"),
         );
-        approximation_times(be, basis, s, bs);
+        approximation_times(be, approx, s, bs);
         be.copy(hz, y);
         let s_bs = be.dot(s, bs);
         let mut sy = be.dot(s, y);

@@ -4,7 +4,8 @@
 use super::history::History;
 use super::{Curvature, Observation, Observed, Requirements};
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
 use crate::component::ComponentSpec;
@@ -69,7 +70,7 @@ impl<B: Backend> Curvature<B> for Covariance<B> {
         &'a mut self,
         be: &B,
         obs: &Observation<'a, B::Vector>,
-        _basis: &mut dyn Basis<B>,
+        _approx: &mut dyn Approximation<B>,
     ) -> Observed<'a, B::Vector> {
         if !obs.update {
             self.pending.push(be, obs.grad, 1.0);

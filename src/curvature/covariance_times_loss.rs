@@ -6,7 +6,8 @@ use super::adaptive_loss::AdaptiveLoss;
 use super::history::History;
 use super::{Curvature, Observation, Observed, Requirements};
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::component::Component;
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
@@ -72,7 +73,7 @@ impl<B: Backend> Curvature<B> for CovarianceTimesLoss<B> {
         &'a mut self,
         be: &B,
         obs: &Observation<'a, B::Vector>,
-        _basis: &mut dyn Basis<B>,
+        _approx: &mut dyn Approximation<B>,
     ) -> Observed<'a, B::Vector> {
         let loss = obs
             .loss

@@ -3,11 +3,12 @@
 //! "s" probe needs. [`Hessian`] does the shared part; a [`Rule`] (Hutchinson, SR1, BFGS) turns
 //! (z, H·z) into a correction.
 
+use super::Approximation;
 use super::probes::Probes;
 use super::{Curvature, Declared, Observation, Observed, Requirements};
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
 use crate::component::Component;
+use crate::correction::Correction;
 use crate::error::Result;
 use crate::rng::Rng;
 use crate::state::layout::{Dims, Layout};
@@ -30,7 +31,7 @@ pub trait Rule<B: Backend>: Send {
         be: &B,
         z: &'a B::Vector,
         hz: &'a B::Vector,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
     ) -> Option<Correction<'a, B::Vector>>;
 
     /// Bytes of n-sized buffers held.
@@ -79,11 +80,11 @@ impl<B: Backend, R: Rule<B>> Curvature<B> for Hessian<B, R> {
         &self,
         be: &B,
         grad: &B::Vector,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
         rng: &mut Rng,
         probes: &mut [B::Vector],
     ) -> Result<()> {
-        self.probes.draw(be, grad, basis, rng, &mut probes[0])
+        self.probes.draw(be, grad, approx, rng, &mut probes[0])
     }
 
     fn prepare(&mut self, be: &B, update: bool, _batch: usize) -> Result<usize> {
@@ -95,13 +96,13 @@ impl<B: Backend, R: Rule<B>> Curvature<B> for Hessian<B, R> {
         &'a mut self,
         be: &B,
         obs: &Observation<'a, B::Vector>,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
     ) -> Observed<'a, B::Vector> {
         if !obs.update {
             return Observed::nothing();
         }
         self.probes.commit(be);
-        let correction = self.rule.correct(be, &obs.probes[0], &obs.hvps[0], basis);
+        let correction = self.rule.correct(be, &obs.probes[0], &obs.hvps[0], approx);
         Observed {
             correction,
             gradient: None,

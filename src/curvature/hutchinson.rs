@@ -4,7 +4,8 @@
 
 use super::hessian::{Rule, scratch};
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::error::Result;
 use crate::component::ComponentSpec;
 use crate::state::layout::Dims;
@@ -69,7 +70,7 @@ impl<B: Backend> Rule<B> for Hutchinson<B> {
         be: &B,
         z: &'a B::Vector,
         hz: &'a B::Vector,
-        _basis: &mut dyn Basis<B>,
+        _approx: &mut dyn Approximation<B>,
     ) -> Option<Correction<'a, B::Vector>> {
         Some(match &mut self.symmetric {
             Some(y) if self.symmetrize => {

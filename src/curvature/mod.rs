@@ -12,13 +12,27 @@ pub mod history;
 pub mod probes;
 
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
 use crate::component::Component;
+use crate::correction::Correction;
 use crate::error::Result;
 use crate::family::family;
 use crate::rng::Rng;
 use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
+
+/// What a curvature may ask of the current approximation Q·diag(L)·Qᵀ (BFGS and SR1 correct
+/// it; probes may be orthogonalized against it). The optimizer answers through its basis:
+/// curvatures never see the basis itself.
+pub trait Approximation<B: Backend> {
+    /// Whether a basis exists yet (none before the first correction).
+    fn has_basis(&self) -> bool;
+
+    /// z ← z − Q·Qᵀz: one classical Gram–Schmidt pass against the basis.
+    fn remove_span(&mut self, be: &B, z: &mut B::Vector);
+
+    /// out ← Q·diag(L)·Qᵀ·s; false (out untouched) when the basis has no eigenvalues yet.
+    fn times(&mut self, be: &B, s: &B::Vector, out: &mut B::Vector) -> bool;
+}
 
 /// What a curvature needs from the caller.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,7 +117,7 @@ pub trait Curvature<B: Backend>: Send {
         &self,
         _be: &B,
         _grad: &B::Vector,
-        _basis: &mut dyn Basis<B>,
+        _approx: &mut dyn Approximation<B>,
         _rng: &mut Rng,
         _probes: &mut [B::Vector],
     ) -> Result<()> {
@@ -121,7 +135,7 @@ pub trait Curvature<B: Backend>: Send {
         &'a mut self,
         be: &B,
         obs: &Observation<'a, B::Vector>,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
     ) -> Observed<'a, B::Vector>;
 
     /// After the parameters moved; `next_update` says whether the next step updates.

@@ -6,7 +6,8 @@
 
 use super::{Curvature, Observation, Observed, Requirements};
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
 use std::marker::PhantomData;
@@ -101,7 +102,7 @@ impl<B: Backend> Curvature<B> for PerSample<B> {
         &'a mut self,
         _be: &B,
         obs: &Observation<'a, B::Vector>,
-        _basis: &mut dyn Basis<B>,
+        _approx: &mut dyn Approximation<B>,
     ) -> Observed<'a, B::Vector> {
         if !obs.update || obs.samples.is_empty() {
             return Observed::nothing();

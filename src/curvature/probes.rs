@@ -5,8 +5,8 @@
 //! to Rademacher when they are (numerically) zero. With `orthogonalize`, z is projected off the
 //! current basis and normalized.
 
+use super::Approximation;
 use crate::backend::{Backend, Scalar};
-use crate::basis::{Basis, Source};
 use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::rng::Rng;
@@ -64,7 +64,7 @@ impl<V> Probes<V> {
         &self,
         be: &B,
         grad: &V,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
         rng: &mut Rng,
         z: &mut V,
     ) -> Result<()> {
@@ -94,15 +94,13 @@ impl<V> Probes<V> {
             upload(be, &rng.rademacher_vec(be.ndim()), z);
         }
         if self.orthogonalize {
-            if basis.rank().is_some() {
+            if approx.has_basis() {
                 // Classical Gram–Schmidt twice when the first pass removed most of z
                 // (§7 item 9): an "s" probe lies almost in span(Q), and one pass would leave
                 // round-off that is not orthogonal to Q.
                 let before = be.dot(z, z);
-                let mut coords = Vec::new();
                 for _ in 0..2 {
-                    basis.project(be, Source::Vector(z), &mut coords);
-                    basis.add_unprojected(be, &coords, -1.0, be.as_inout(z));
+                    approx.remove_span(be, z);
                     if be.dot(z, z) >= 0.5 * before {
                         break;
                     }
@@ -195,11 +193,11 @@ fn upload<B: Backend>(be: &B, values: &[f64], out: &mut B::Vector) {
 /// basis never held, so its first correction did not match the matrix it was added to.)
 pub fn approximation_times<B: Backend>(
     be: &B,
-    basis: &mut dyn Basis<B>,
+    approx: &mut dyn Approximation<B>,
     s: &B::Vector,
     out: &mut B::Vector,
 ) {
-    if !basis.apply_curvature(be, s, out) {
+    if !approx.times(be, s, out) {
         be.scale(0.0, out);
     }
 }

@@ -6,7 +6,8 @@
 use super::hessian::{Rule, scratch};
 use super::probes::approximation_times;
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::component::Component;
 use crate::error::Result;
 use crate::component::ComponentSpec;
@@ -83,11 +84,11 @@ impl<B: Backend> Rule<B> for Sr1<B> {
         be: &B,
         z: &'a B::Vector,
         hz: &'a B::Vector,
-        basis: &mut dyn Basis<B>,
+        approx: &mut dyn Approximation<B>,
     ) -> Option<Correction<'a, B::Vector>> {
         let (s, y) = if self.inverse { (hz, z) } else { (z, hz) };
         let r = self.column.as_mut().expect("reserved");
-        approximation_times(be, basis, s, r);
+        approximation_times(be, approx, s, r);
         // r = y − B·s
         be.scale(-1.0, r);
         be.axpy(1.0, y, r);

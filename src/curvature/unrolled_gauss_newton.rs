@@ -7,7 +7,8 @@ use super::adaptive_loss::AdaptiveLoss;
 use super::history::History;
 use super::{Curvature, Observation, Observed, Requirements};
 use crate::backend::Backend;
-use crate::basis::{Basis, Correction};
+use super::Approximation;
+use crate::correction::Correction;
 use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::state::{Decoder, Encoder};
@@ -101,7 +102,7 @@ impl<B: Backend> Curvature<B> for UnrolledGaussNewton<B> {
         &'a mut self,
         be: &B,
         obs: &Observation<'a, B::Vector>,
-        _basis: &mut dyn Basis<B>,
+        _approx: &mut dyn Approximation<B>,
     ) -> Observed<'a, B::Vector> {
         self.trim();
         let loss = obs

@@ -21,35 +21,38 @@ pub fn last_error_ptr() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
-/// Runs an export's body: `Ok` → `LRE_OK`; `Err` → its status, message recorded; a panic →
-/// `LRE_ERR_PANIC`, message recorded. Nothing unwinds into C.
+/// The one place panics are caught: runs `body` and turns a panic into an `LRE_ERR_PANIC`
+/// error. Every export (C functions, XLA handlers) goes through it, so nothing unwinds into
+/// foreign code.
+pub fn catching<T>(body: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        Err(Error::new(
+            Status::LRE_ERR_PANIC,
+            format!("internal error (please report): {what}"),
+        ))
+    })
+}
+
+/// Runs an export's body: `Ok` → `LRE_OK`; `Err` (a panic included) → its status, message
+/// recorded as this thread's last error.
 pub fn guard(body: impl FnOnce() -> Result<()>) -> Status {
-    match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => Status::LRE_OK,
-        Ok(Err(Error { status, message })) => {
+    match catching(body) {
+        Ok(()) => Status::LRE_OK,
+        Err(Error { status, message }) => {
             set_last_error(&message);
             status
-        }
-        Err(payload) => {
-            set_last_error(&panic_message(payload.as_ref()));
-            Status::LRE_ERR_PANIC
         }
     }
 }
 
-/// The message for a caught panic.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_string());
-    format!("internal error (please report): {what}")
-}
-
 /// Runs an infallible export that returns a value; a panic yields `fallback`.
 pub fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    catching(|| Ok(body())).unwrap_or(fallback)
 }
 
 /// A static C string for a string literal with a trailing NUL.

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// call remains the caller's error.
 pub struct LreOptimizer {
     busy: AtomicBool,
-    inner: UnsafeCell<Handle>,
+    optimizer: UnsafeCell<Handle>,
 }
 
 /// The optimizer, by dtype.
@@ -28,10 +28,10 @@ pub(crate) enum Handle {
 }
 
 impl LreOptimizer {
-    pub(crate) fn new(inner: Handle) -> Self {
+    pub(crate) fn new(optimizer: Handle) -> Self {
         LreOptimizer {
             busy: AtomicBool::new(false),
-            inner: UnsafeCell::new(inner),
+            optimizer: UnsafeCell::new(optimizer),
         }
     }
 
@@ -63,15 +63,15 @@ impl Deref for Claim<'_> {
     type Target = Handle;
     fn deref(&self) -> &Handle {
         // SAFETY: the busy flag, set by `claim` and cleared only by this claim's drop, makes
-        // this claim the only access to `inner` while it lives.
-        unsafe { &*self.opt.inner.get() }
+        // this claim the only access to `optimizer` while it lives.
+        unsafe { &*self.opt.optimizer.get() }
     }
 }
 
 impl DerefMut for Claim<'_> {
     fn deref_mut(&mut self) -> &mut Handle {
         // SAFETY: as in `deref`; `&mut self` keeps the borrows of this claim apart.
-        unsafe { &mut *self.opt.inner.get() }
+        unsafe { &mut *self.opt.optimizer.get() }
     }
 }
 

@@ -4,10 +4,12 @@
 //!   the one-call steps built on them (plain, with an HVP callback, batch);
 //! * `checkpoint.rs` — saving and loading the complete state.
 
+mod approximation;
 mod checkpoint;
 mod layout;
 mod step;
 
+pub use approximation::Current;
 pub use layout::{declare, state_bound};
 
 use crate::backend::{Backend, Cpu, Scalar};

@@ -6,6 +6,7 @@
 //! anything changes, so a refused call leaves the optimizer exactly as it was. The one-call
 //! steps (plain, with an HVP callback, batch) are thin wrappers over the two phases.
 
+use super::Current;
 use super::Optimizer;
 use crate::backend::{Backend, Cpu, InputError, Scalar};
 use crate::basis::{Outcome, Source};
@@ -204,7 +205,7 @@ impl<B: Backend + 'static> Optimizer<B> {
             self.curvature.draw_probes(
                 &self.backend,
                 grad,
-                self.basis.as_mut(),
+                &mut Current(self.basis.as_mut()),
                 &mut rng,
                 &mut self.scratch.probes[..probes],
             )?;
@@ -300,7 +301,9 @@ impl<B: Backend + 'static> Optimizer<B> {
             hvps: &scratch.hvps[..pending.probes],
             update: pending.update,
         };
-        let observed = self.curvature.observe(be, &obs, self.basis.as_mut());
+        let observed = self
+            .curvature
+            .observe(be, &obs, &mut Current(self.basis.as_mut()));
         let mut grad_column = None;
         if let Some(correction) = observed.correction {
             match self.basis.update(be, &correction) {

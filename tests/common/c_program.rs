@@ -59,7 +59,9 @@ pub fn program(exe: &Path) -> Command {
 /// summary.
 pub fn run_program(exe: &Path, args: &[&str], valgrind: bool) {
     let mut cmd = if valgrind {
-        let mut v = program(Path::new(crate::setup::system_command("valgrind", "valgrind")));
+        let mut v = program(Path::new(crate::setup::system_command(
+            "valgrind", "valgrind",
+        )));
         v.args([
             "--quiet",
             "--leak-check=full",

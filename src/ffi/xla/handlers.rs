@@ -23,9 +23,8 @@ use super::frame::{Call, Element, Frame, classify};
 use super::memo::{self, Keep};
 use crate::backend::Scalar;
 use crate::error::{Error, Result, Status};
-use crate::ffi::guard::panic_message;
+use crate::ffi::guard::catching;
 use crate::optimizer::CpuOptimizer;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Bytes before the blob in the state buffer: its length and the token.
 pub const PREFIX: usize = 16;
@@ -67,22 +66,19 @@ unsafe fn run(frame: *mut CallFrame, body: fn(&Frame<'_>) -> Result<()>) -> *mut
     let Call::Execute(f) = (unsafe { classify(frame) }) else {
         return std::ptr::null_mut();
     };
-    match catch_unwind(AssertUnwindSafe(|| body(&f))) {
-        Ok(Ok(())) => std::ptr::null_mut(),
-        Ok(Err(Error { status, message })) => {
+    match catching(|| body(&f)) {
+        Ok(()) => std::ptr::null_mut(),
+        Err(Error { status, message }) => {
             let code = match status {
                 Status::LRE_ERR_UNSUPPORTED => c_api::ERROR_UNIMPLEMENTED,
                 Status::LRE_ERR_BUFFER_TOO_SMALL | Status::LRE_ERR_NUMERICAL => {
                     c_api::ERROR_FAILED_PRECONDITION
                 }
+                Status::LRE_ERR_PANIC => c_api::ERROR_INTERNAL,
                 _ => c_api::ERROR_INVALID_ARGUMENT,
             };
             f.error(code, &format!("{status:?}: {message}"))
         }
-        Err(payload) => f.error(
-            c_api::ERROR_INTERNAL,
-            &format!("LRE_ERR_PANIC: {}", panic_message(payload.as_ref())),
-        ),
     }
 }
 
