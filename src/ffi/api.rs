@@ -181,7 +181,7 @@ const GETTABLE: &[&str] = &[
 /// Reads a parameter into `*value`: "lr", and the read-only "step" (steps taken), "rank" (basis
 /// columns the inner optimizer used in the last step; 0 before the first), "ndim",
 /// "num_probes" (Hessian-vector products per update step), "update_freq", "init_steps",
-/// "seed", "threads", "symmetrize" (1 or 0).
+/// "seed", "threads" (the count in use, `threads=auto` resolved), "symmetrize" (1 or 0).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -208,7 +208,7 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
                 "update_freq" => c.update_freq as f64,
                 "init_steps" => c.init_steps as f64,
                 "seed" => c.seed as f64,
-                "threads" => c.threads as f64,
+                "threads" => o.threads() as f64,
                 "symmetrize" => f64::from(u8::from(c.symmetrize)),
                 k => return Err(Error::invalid(format!("unknown parameter \"{k}\"; keys: {}", GETTABLE.join(", ")))),
             }

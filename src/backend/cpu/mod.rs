@@ -57,6 +57,11 @@ impl<T: Scalar> Cpu<T> {
         }
     }
 
+    /// Threads the loops may use.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
     /// Contiguous, BLOCK-aligned row ranges, one per thread actually used.
     fn row_ranges(&self) -> Vec<Range<usize>> {
         let useful = (self.n / MIN_ROWS_PER_THREAD).clamp(1, self.threads);
