@@ -271,9 +271,10 @@ lre_status lre_optimizer_set_param(lre_optimizer_t *opt, const char *key, double
  * Reads a parameter into `*value`: "lr", "weight_decay", and the read-only "step" (steps
  * taken), "rank" (basis columns the inner optimizer used in the last step; 0 before the
  * first), "ndim", "num_probes" (Hessian-vector products per update step), "update_freq",
- * "init_steps", "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code:
- * 1 = f32, 2 = f64), "needs_loss" and "needs_samples" (1 if the curvature needs the loss set
- * before each step, or per-sample gradients through the batch step).
+ * "init_steps", "seed", "threads" (the count in use, `threads=auto` resolved), "symmetrize"
+ * (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64), "needs_loss" and "needs_samples"
+ * (1 if the curvature needs the loss set before each step, or per-sample gradients through the
+ * batch step).
  *
  * # Safety
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.

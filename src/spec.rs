@@ -24,6 +24,44 @@ pub const DEFAULT_SPEC: &str = "curvature=covariance; basis=ggt; chain=[adam, ca
 /// Most threads accepted.
 pub const MAX_THREADS: usize = 256;
 
+/// Parameters per thread that `threads=auto` asks for: below this a thread's share of a pass over
+/// a 100-column window (≈100 MB) streams in a few ms, and starting it is no longer negligible.
+pub const AUTO_ROWS_PER_THREAD: usize = 1 << 18;
+
+/// How many threads the n-sized loops use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    /// One thread per `AUTO_ROWS_PER_THREAD` parameters, at most the cores this process may run
+    /// on (its CPU affinity), at least one.
+    Auto,
+    /// Exactly this many (1 to `MAX_THREADS`).
+    Count(usize),
+}
+
+impl Threads {
+    /// The thread count for n parameters.
+    pub fn count(self, n: usize) -> usize {
+        match self {
+            Threads::Count(t) => t,
+            Threads::Auto => {
+                // On Linux this counts the CPUs in the process's affinity mask (and its cgroup
+                // quota), not all the machine's.
+                let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+                (n / AUTO_ROWS_PER_THREAD).clamp(1, cores.clamp(1, MAX_THREADS))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Threads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Threads::Auto => f.write_str("auto"),
+            Threads::Count(t) => write!(f, "{t}"),
+        }
+    }
+}
+
 /// Where n-sized work runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
@@ -56,7 +94,7 @@ pub struct Config {
     pub seed: u64,
     pub dtype: Dtype,
     pub device: Device,
-    pub threads: usize,
+    pub threads: Threads,
 }
 
 impl Default for Config {
@@ -127,7 +165,7 @@ impl Config {
             seed: 0,
             dtype: Dtype::F32,
             device: Device::Cpu,
-            threads: 1,
+            threads: Threads::Count(1),
         };
         let mut chain_given = false;
         let mut seen: Vec<&str> = Vec::new();
@@ -169,7 +207,7 @@ impl Config {
                 "init_steps" => config.init_steps = p.integer(key, 0, u64::MAX)?,
                 "symmetrize" => config.symmetrize = p.boolean(key)?,
                 "seed" => config.seed = p.integer(key, 0, u64::MAX)?,
-                "threads" => config.threads = p.integer(key, 1, MAX_THREADS as u64)? as usize,
+                "threads" => config.threads = p.threads()?,
                 "dtype" => config.dtype = p.dtype()?,
                 "device" => config.device = p.device()?,
                 _ => unreachable!("every key in KEYS is handled"),
@@ -401,11 +439,7 @@ impl Parser<'_> {
 
     fn integer(&mut self, key: &str, min: u64, max: u64) -> Result<u64> {
         let t = self.word("an integer")?;
-        let parsed = t.text.parse::<u64>().ok().or_else(|| {
-            let x = t.text.parse::<f64>().ok()?;
-            (x.fract() == 0.0 && (0.0..9.0e15).contains(&x)).then_some(x as u64)
-        });
-        match parsed {
+        match integer(&t.text) {
             Some(v) if v >= min && v <= max => Ok(v),
             _ => {
                 let range = if max == u64::MAX {
@@ -415,6 +449,21 @@ impl Parser<'_> {
                 };
                 Err(self.error_at(&t, &format!("{key} must be an integer {range}")))
             }
+        }
+    }
+
+    /// `auto` or a count in [1, MAX_THREADS].
+    fn threads(&mut self) -> Result<Threads> {
+        let t = self.word("auto or a thread count")?;
+        if t.text.eq_ignore_ascii_case("auto") {
+            return Ok(Threads::Auto);
+        }
+        match integer(&t.text) {
+            Some(v) if (1..=MAX_THREADS as u64).contains(&v) => Ok(Threads::Count(v as usize)),
+            _ => Err(self.error_at(
+                &t,
+                &format!("threads must be auto or an integer in [1, {MAX_THREADS}]"),
+            )),
         }
     }
 
@@ -449,6 +498,14 @@ impl Parser<'_> {
             _ => Err(self.error_at(&t, "device must be cpu or cuda:N")),
         }
     }
+}
+
+/// A non-negative integer written as one (`12`) or as a whole number (`12.0`, `1e3`).
+fn integer(text: &str) -> Option<u64> {
+    text.parse::<u64>().ok().or_else(|| {
+        let x = text.parse::<f64>().ok()?;
+        (x.fract() == 0.0 && (0.0..9.0e15).contains(&x)).then_some(x as u64)
+    })
 }
 
 /// Reads a scalar token for a parameter of kind `kind`: true/false/none, a number, or one of

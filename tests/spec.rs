@@ -4,7 +4,7 @@
 
 use lre::component::{ComponentSpec, Kind, ParamSpec, Value, format_value};
 use lre::family::Family;
-use lre::spec::{Device, parse_component};
+use lre::spec::{AUTO_ROWS_PER_THREAD, Device, MAX_THREADS, Threads, parse_component};
 use lre::{Config, CpuOptimizer, Dtype, Error, Status};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -218,6 +218,8 @@ fn default_and_hand_written_specs_round_trip() {
         "weight-decay=2.5",
         "seed=18446744073709551615; init_steps=18446744073709551615; update_freq=18446744073709551615",
         "threads=256",
+        "threads=auto",
+        "threads=AUTO",
         "device=cuda",
         "device=cuda:0",
         "dtype=float64",
@@ -244,6 +246,32 @@ fn default_and_hand_written_specs_round_trip() {
 }
 
 #[test]
+fn threads_auto_prints_as_auto_and_follows_its_rule() {
+    let (config, text) = round_trip("threads=Auto");
+    assert_eq!(config.threads, Threads::Auto);
+    assert!(text.ends_with("threads=auto"), "{text:?}");
+    // The rule: one thread per AUTO_ROWS_PER_THREAD parameters, at most the cores available to
+    // this process (its affinity), at least one.
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    for n in [
+        1,
+        AUTO_ROWS_PER_THREAD - 1,
+        3 * AUTO_ROWS_PER_THREAD,
+        1 << 40,
+    ] {
+        let expected = (n / AUTO_ROWS_PER_THREAD).clamp(1, cores.min(MAX_THREADS));
+        assert_eq!(Threads::Auto.count(n), expected, "n = {n}, {cores} cores");
+    }
+    assert_eq!(Threads::Auto.count(1), 1);
+    assert_eq!(Threads::Count(3).count(1), 3);
+    // The optimizer reports the count it uses, and its spec still says auto.
+    let n = 2 * AUTO_ROWS_PER_THREAD;
+    let opt = CpuOptimizer::<f32>::from_spec("threads=auto", n).unwrap();
+    assert_eq!(opt.threads(), Threads::Auto.count(n));
+    assert_eq!(opt.config().threads, Threads::Auto);
+}
+
+#[test]
 fn non_default_top_level_values_print_as_given() {
     let (config, text) = round_trip(
         "lr=0.25; weight_decay=0.125; update_freq=3; init_steps=7; symmetrize=false; seed=42; dtype=f64; device=cuda:3; threads=4",
@@ -256,7 +284,7 @@ fn non_default_top_level_values_print_as_given() {
     assert_eq!(config.seed, 42);
     assert_eq!(config.dtype, Dtype::F64);
     assert_eq!(config.device, Device::Cuda(3));
-    assert_eq!(config.threads, 4);
+    assert_eq!(config.threads, Threads::Count(4));
     for piece in [
         "lr=0.25",
         "weight_decay=0.125",
@@ -708,7 +736,8 @@ fn values_out_of_range() {
     spec_error("weight_decay=-0.01", &["\"-0.01\"", "weight_decay", ">= 0"]);
     spec_error("weight_decay=nan", &["\"nan\"", "weight_decay", "finite"]);
     spec_error("weight_decay=inf", &["\"inf\"", "weight_decay", "finite"]);
-    spec_error("threads=0", &["\"0\"", "threads", "256"]);
+    spec_error("threads=0", &["\"0\"", "threads", "auto", "256"]);
+    spec_error("threads=automatic", &["\"automatic\"", "threads", "auto"]);
     spec_error("threads=257", &["\"257\"", "threads", "256"]);
     spec_error("update_freq=0", &["\"0\"", "update_freq", ">= 1"]);
     spec_error("update_freq=1.5", &["\"1.5\"", "update_freq", "integer"]);
@@ -1225,7 +1254,10 @@ fn random_spec(rng: &mut XorShift) -> String {
             "device" => rng
                 .pick(&["cpu", "cuda", "cuda:0", "cuda:7", "CUDA:12", "cuda:+3"])
                 .to_string(),
-            "threads" => rng.below(270).to_string(),
+            "threads" => match rng.below(8) {
+                0 => rng.pick(&["auto", "AUTO", "Auto"]).to_string(),
+                _ => rng.below(270).to_string(),
+            },
             _ if rng.below(4) == 0 => random_number(rng),
             "lr" | "weight_decay" => format!("{}", rng.below(100_000) as f64 / 1e4),
             _ => rng.below(1000).to_string(),

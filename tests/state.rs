@@ -290,7 +290,7 @@ fn mismatching_states_are_refused_and_change_nothing() {
         CpuOptimizer::<f32>::from_spec("basis=ggt(history_size=6); lr=0.5; threads=2", N).unwrap();
     other_lr.load_state(&blob).unwrap();
     assert_eq!(other_lr.config().lr, 0.01);
-    assert_eq!(other_lr.config().threads, 2);
+    assert_eq!(other_lr.threads(), 2);
 }
 
 /// The blob with its checksum recomputed (so mutations reach the structural checks).

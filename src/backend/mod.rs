@@ -115,13 +115,16 @@ pub trait Backend: Send + Clone {
     /// M[:, col] ← src.
     fn set_column(&self, m: &mut Self::Matrix, col: usize, src: &Self::Vector);
 
-    /// out[j] ← ⟨M[:, cols[j]], x⟩ for every j, accumulated in f64 (a Gram row or a projection).
+    /// out[j] ← ⟨M[:, cols[j]], x⟩ for every j (a Gram row or a projection): in f64, or for
+    /// f32 data in f32 short blocks summed in f64, within 1e-6·Σ_i |M[i, cols[j]]·x_i|.
     fn column_dots(&self, m: &Self::Matrix, cols: &[usize], x: &Self::Vector, out: &mut [f64]);
 
     /// ⟨x, y⟩ accumulated in f64.
     fn dot(&self, x: &Self::Vector, y: &Self::Vector) -> f64;
 
-    /// y ← y + Σ_j w[j]·M[:, cols[j]] (combination in f64, one rounding per entry of y).
+    /// y ← y + Σ_j w[j]·M[:, cols[j]], one rounding per entry of y: combined in f64, or for f32
+    /// data in f32 groups of columns summed in f64, within 6e-7·Σ_j |w[j]·M[i, cols[j]]| (plus
+    /// p·2⁻¹⁵⁰) before that rounding.
     fn add_columns(&self, m: &Self::Matrix, cols: &[usize], w: &[f64], y: Self::InOut<'_>);
 
     /// out ← x as f64 on the host (length n).

@@ -193,9 +193,10 @@ const GETTABLE: &[&str] = &[
 /// Reads a parameter into `*value`: "lr", "weight_decay", and the read-only "step" (steps
 /// taken), "rank" (basis columns the inner optimizer used in the last step; 0 before the
 /// first), "ndim", "num_probes" (Hessian-vector products per update step), "update_freq",
-/// "init_steps", "seed", "threads", "symmetrize" (1 or 0), "dtype" (an `lre_dtype` code:
-/// 1 = f32, 2 = f64), "needs_loss" and "needs_samples" (1 if the curvature needs the loss set
-/// before each step, or per-sample gradients through the batch step).
+/// "init_steps", "seed", "threads" (the count in use, `threads=auto` resolved), "symmetrize"
+/// (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64), "needs_loss" and "needs_samples"
+/// (1 if the curvature needs the loss set before each step, or per-sample gradients through the
+/// batch step).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -223,7 +224,7 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
                 "update_freq" => c.update_freq as f64,
                 "init_steps" => c.init_steps as f64,
                 "seed" => c.seed as f64,
-                "threads" => c.threads as f64,
+                "threads" => o.threads() as f64,
                 "symmetrize" => f64::from(u8::from(c.symmetrize)),
                 "dtype" => f64::from(super::describe::LreDtype::from(c.dtype) as u32),
                 "needs_loss" => f64::from(u8::from(o.requirements().loss)),

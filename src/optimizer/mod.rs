@@ -78,8 +78,13 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
         if n == 0 {
             return Err(Error::invalid("ndim = 0; expected ndim >= 1"));
         }
-        let backend = Cpu::new(n, config.threads);
+        let backend = Cpu::new(n, config.threads.count(n));
         Optimizer::new(config, backend)
+    }
+
+    /// Threads the n-sized loops use (`threads=auto` resolved when the optimizer was created).
+    pub fn threads(&self) -> usize {
+        self.backend.threads()
     }
 }
 

@@ -5,10 +5,12 @@
 //! Kernel code uses plain loops, not closures: a closure's body is compiled as its own function,
 //! without the dispatched features.
 //!
-//! Sums use eight f64 lanes per column, blocks in row order, and explicit `mul_add` (exactly
-//! rounded with or without hardware FMA): the order of operations is fixed by the source, so
-//! results do not depend on the SIMD width.
+//! Sums use eight f64 lanes per column (f32 short blocks for f32 column dots and
+//! unprojections: `streaming`), blocks in row order, and explicit `mul_add` (exactly rounded
+//! with or without hardware FMA): the order of operations is fixed by the source, so results do
+//! not depend on the SIMD width.
 
+use super::streaming;
 use crate::backend::Scalar;
 use crate::backend::normal::normal_pair;
 use std::ops::Range;
@@ -52,29 +54,11 @@ impl<K: RowKernelMut<T>, T> pulp::WithSimd for RowsMut<'_, '_, K, T> {
     }
 }
 
-/// Σ a_i·b_i in f64 with eight independent lanes.
+/// [⟨c_0, x⟩, …, ⟨c_{G−1}, x⟩] in f64, sharing each load of x: per column eight lanes of
+/// fused multiply-adds, the lanes added in a fixed tree, then the tail rows.
 #[inline(always)]
-fn dot_f64<T: Scalar>(a: &[T], b: &[T]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (a8, a_rest) = a.as_chunks::<8>();
-    let (b8, b_rest) = b.as_chunks::<8>();
-    for (x, y) in a8.iter().zip(b8) {
-        for i in 0..8 {
-            acc[i] = x[i].to_f64().mul_add(y[i].to_f64(), acc[i]);
-        }
-    }
-    let mut tail = 0.0;
-    for (x, y) in a_rest.iter().zip(b_rest) {
-        tail = x.to_f64().mul_add(y.to_f64(), tail);
-    }
-    lanes_sum(&acc) + tail
-}
-
-/// [⟨c_0, x⟩, …, ⟨c_3, x⟩]: four dot products sharing each load of x; each sum is formed
-/// exactly as `dot_f64` forms it.
-#[inline(always)]
-fn dot4_f64<T: Scalar>(c: [&[T]; GROUP], x: &[T]) -> [f64; GROUP] {
-    let mut acc = [[0.0f64; 8]; GROUP];
+fn dots_f64<T: Scalar, const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
+    let mut acc = [[0.0f64; 8]; G];
     let (x8, x_rest) = x.as_chunks::<8>();
     let c8 = c.map(|col| col.as_chunks::<8>().0);
     for (r, xr) in x8.iter().enumerate() {
@@ -87,8 +71,8 @@ fn dot4_f64<T: Scalar>(c: [&[T]; GROUP], x: &[T]) -> [f64; GROUP] {
     }
     // No closures here: a closure body would be compiled without the dispatched SIMD features.
     let start = x8.len() * 8;
-    let mut sums = [0.0; GROUP];
-    for j in 0..GROUP {
+    let mut sums = [0.0; G];
+    for j in 0..G {
         let mut tail = 0.0;
         for (i, xi) in x_rest.iter().enumerate() {
             tail = c[j][start + i].to_f64().mul_add(xi.to_f64(), tail);
@@ -98,16 +82,33 @@ fn dot4_f64<T: Scalar>(c: [&[T]; GROUP], x: &[T]) -> [f64; GROUP] {
     sums
 }
 
+/// The column dots of a group: at streaming speed for f32 data (`streaming::dots`, with its
+/// error bound), with f64 products otherwise.
+#[inline(always)]
+fn column_dots<T: Scalar, const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
+    match T::as_f32(x) {
+        Some(x) => streaming::dots(c.map(|col| T::as_f32(col).expect("one element type")), x),
+        None => dots_f64(c, x),
+    }
+}
+
 #[inline(always)]
 fn lanes_sum(acc: &[f64; 8]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-/// Block starts of a row range.
-fn blocks(rows: &Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+/// Rows per block of the passes over n (`Dot` too, so that in f64 a column dot equals `dot` bit
+/// for bit) and over the window (`ColumnDots`, `AddColumns`): a column chunk (256 KiB in f32)
+/// is long enough for the prefetcher to reach full speed (with BLOCK rows the f32 passes ran
+/// ~15 % above a plain read of the window on the 2-core development machine, with these within
+/// a few %), and the block's x (or f64 accumulator) still fits in L2.
+const PASS_BLOCK: usize = 4 * BLOCK;
+
+/// Consecutive blocks of `size` rows covering a row range.
+fn blocks(rows: &Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     rows.clone()
-        .step_by(BLOCK)
-        .map(|s| s..(s + BLOCK).min(rows.end))
+        .step_by(size)
+        .map(move |s| s..(s + size).min(rows.end))
 }
 
 /// ⟨x, y⟩ over the rows.
@@ -121,8 +122,8 @@ impl<T: Scalar> RowKernel for Dot<'_, T> {
     #[inline(always)]
     fn run(&self, rows: Range<usize>) -> f64 {
         let mut sum = 0.0;
-        for b in blocks(&rows) {
-            sum += dot_f64(&self.x[b.clone()], &self.y[b]);
+        for b in blocks(&rows, PASS_BLOCK) {
+            sum += dots_f64([&self.x[b.clone()]], &self.y[b])[0];
         }
         sum
     }
@@ -139,60 +140,77 @@ impl<T: Scalar> RowKernel for ColumnDots<'_, T> {
     #[inline(always)]
     fn run(&self, rows: Range<usize>) -> Vec<f64> {
         let mut acc = vec![0.0f64; self.columns.len()];
-        for b in blocks(&rows) {
+        for b in blocks(&rows, PASS_BLOCK) {
             let x = &self.x[b.clone()];
             let mut groups = self
                 .columns
                 .chunks_exact(GROUP)
                 .zip(acc.chunks_exact_mut(GROUP));
             for (cg, ag) in groups.by_ref() {
-                let sums = dot4_f64(std::array::from_fn(|j| &cg[j][b.clone()]), x);
+                let sums = column_dots::<T, GROUP>(std::array::from_fn(|j| &cg[j][b.clone()]), x);
                 for (a, v) in ag.iter_mut().zip(sums) {
                     *a += v;
                 }
             }
             let rest = self.columns.len() - self.columns.len() % GROUP;
             for (a, col) in acc[rest..].iter_mut().zip(&self.columns[rest..]) {
-                *a += dot_f64(&col[b.clone()], x);
+                *a += column_dots([&col[b.clone()]], x)[0];
             }
         }
         acc
     }
 }
 
-/// y ← y + Σ_j w_j·c_j over the rows, combined in f64 (one rounding per entry of y).
+/// y ← y + Σ_j w_j·c_j over the rows, one rounding per entry of y: for f32 data at streaming
+/// speed (`streaming::combine`, with its error bound), else (and for the last rows, fewer than
+/// 16, or a block whose f32 sums overflowed) combined in f64.
 pub struct AddColumns<'a, T> {
     pub columns: &'a [&'a [T]],
     pub w: &'a [f64],
 }
 
+impl<T: Scalar> AddColumns<'_, T> {
+    /// acc[r] ← Σ_j w_j·c_j[rows.start + r] in f64 (one chain of fused multiply-adds per row,
+    /// columns in order).
+    #[inline(always)]
+    fn combine_f64(&self, rows: Range<usize>, acc: &mut [f64]) {
+        acc.fill(0.0);
+        let mut groups = self
+            .w
+            .chunks_exact(GROUP)
+            .zip(self.columns.chunks_exact(GROUP));
+        for (wg, cg) in groups.by_ref() {
+            let c: [&[T]; GROUP] = std::array::from_fn(|j| &cg[j][rows.clone()]);
+            for (i, a) in acc.iter_mut().enumerate() {
+                let mut s = *a;
+                s = wg[0].mul_add(c[0][i].to_f64(), s);
+                s = wg[1].mul_add(c[1][i].to_f64(), s);
+                s = wg[2].mul_add(c[2][i].to_f64(), s);
+                *a = wg[3].mul_add(c[3][i].to_f64(), s);
+            }
+        }
+        let rest = self.w.len() - self.w.len() % GROUP;
+        for (wj, cj) in self.w[rest..].iter().zip(&self.columns[rest..]) {
+            for (a, v) in acc.iter_mut().zip(&cj[rows.clone()]) {
+                *a = wj.mul_add(v.to_f64(), *a);
+            }
+        }
+    }
+}
+
 impl<T: Scalar> RowKernelMut<T> for AddColumns<'_, T> {
     #[inline(always)]
     fn run(&self, offset: usize, y: &mut [T]) {
-        let mut acc = vec![0.0f64; BLOCK.min(y.len())];
-        for b in blocks(&(offset..offset + y.len())) {
+        let mut acc = vec![0.0f64; PASS_BLOCK.min(y.len())];
+        let f32_columns: Option<Vec<&[f32]>> = self.columns.iter().map(|c| T::as_f32(c)).collect();
+        let streaming = f32_columns.zip(streaming::weights(self.w));
+        for b in blocks(&(offset..offset + y.len()), PASS_BLOCK) {
             let acc = &mut acc[..b.len()];
-            acc.fill(0.0);
-            let mut groups = self
-                .w
-                .chunks_exact(GROUP)
-                .zip(self.columns.chunks_exact(GROUP));
-            for (wg, cg) in groups.by_ref() {
-                let c: [&[T]; GROUP] = std::array::from_fn(|j| &cg[j][b.clone()]);
-                for (i, a) in acc.iter_mut().enumerate() {
-                    let mut s = *a;
-                    s = wg[0].mul_add(c[0][i].to_f64(), s);
-                    s = wg[1].mul_add(c[1][i].to_f64(), s);
-                    s = wg[2].mul_add(c[2][i].to_f64(), s);
-                    *a = wg[3].mul_add(c[3][i].to_f64(), s);
-                }
-            }
-            let rest = self.w.len() - self.w.len() % GROUP;
-            for (wj, cj) in self.w[rest..].iter().zip(&self.columns[rest..]) {
-                for (a, v) in acc.iter_mut().zip(&cj[b.clone()]) {
-                    *a = wj.mul_add(v.to_f64(), *a);
-                }
-            }
+            let summed = match &streaming {
+                Some((columns, w)) => streaming::combine(columns, w, b.clone(), acc).unwrap_or(0),
+                None => 0,
+            };
+            self.combine_f64(b.start + summed..b.end, &mut acc[summed..]);
             for (yi, a) in y[b.start - offset..b.end - offset]
                 .iter_mut()
                 .zip(acc.iter())

@@ -1,12 +1,15 @@
 //! The CPU backend: n-sized buffers in host memory, loops that the compiler vectorizes for the
 //! best instruction set found at run time (through `pulp`), optional row-split threads.
 //!
-//! Every reduction accumulates in f64 in a fixed order (eight lanes per block, blocks in row
-//! order, threads in order) with explicit fused multiply-adds (`mul_add` is exactly rounded
-//! whether the CPU has FMA or not), so results are bit-identical for the same `threads` on every
-//! x86-64 machine, whatever its SIMD width.
+//! Every reduction accumulates in a fixed order (fixed lane counts, blocks in row order, threads
+//! in order) with explicit fused multiply-adds (`mul_add` is exactly rounded whether the CPU has
+//! FMA or not), so results are bit-identical for the same `threads` on every x86-64 machine,
+//! whatever its SIMD width. Sums are f64, except that the two passes over an f32 window that a
+//! GGT step makes (`column_dots`, `add_columns`) sum short blocks in f32 to read it at memory
+//! speed (`streaming`, which states their error bounds).
 
 mod kernels;
+mod streaming;
 
 use super::{Backend, InputError, Scalar};
 use crate::error::{Error, Result, Status};
@@ -52,6 +55,11 @@ impl<T: Scalar> Cpu<T> {
             arch: pulp::Arch::new(),
             elem: PhantomData,
         }
+    }
+
+    /// Threads the loops may use.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Contiguous, BLOCK-aligned row ranges, one per thread actually used.
