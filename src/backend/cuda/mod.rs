@@ -1,11 +1,12 @@
 //! The CUDA device (cargo feature "cuda", on by default). cudarc loads the driver and cuBLAS at
 //! run time, so building needs no CUDA toolkit and nothing CUDA is linked.
 //!
-//! What exists today is finding the device: [`open`] checks for the driver library, the cuBLAS
-//! library (CUDA 13: `libcublas.so.13`), the device ordinal, then creates a context, a stream and
-//! a cuBLAS handle on it. Each missing piece is an `LRE_ERR_DEVICE` naming it. The n-sized
-//! operations of [`super::Backend`] are not implemented on the device yet, so an optimizer for a
-//! device that was found is refused with `LRE_ERR_UNSUPPORTED` (see `refusal`).
+//! What exists today is finding the device and the kernels: [`open`] checks for the driver
+//! library, the cuBLAS library (CUDA 13: `libcublas.so.13`), the device ordinal, then creates a
+//! context, a stream and a cuBLAS handle on it. Each missing piece is an `LRE_ERR_DEVICE` naming
+//! it. `kernels.cu` (committed as [`PTX`]) has the device side of the n-sized operations, but
+//! the [`super::Backend`] implementation that launches them is not written, so an optimizer for
+//! a device that was found is refused with `LRE_ERR_UNSUPPORTED` (see `refusal`).
 
 use crate::error::{Error, Result, Status};
 use cudarc::cublas::CudaBlas;
