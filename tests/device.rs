@@ -3,8 +3,10 @@
 //! machine where the device is found is told that GPU execution is not implemented yet.
 //! `cargo test --no-default-features --test device` checks the build without the feature.
 
+#[path = "common/process.rs"]
+mod process;
+
 use lre::{CpuOptimizer, Status};
-use std::process::Command;
 
 const CHILD: &str = "LRE_DEVICE_TEST_CHILD";
 
@@ -19,21 +21,9 @@ fn cuda_device_is_refused_clearly_and_silently() {
         }
         return;
     }
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "cuda_device_is_refused_clearly_and_silently",
-            "--nocapture",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .expect("rerunning this test binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("dynamically load"),
-        "nothing may be printed on stderr:\n{stderr}"
+    let stdout = process::rerun_silent(
+        "cuda_device_is_refused_clearly_and_silently",
+        &[(CHILD, "1".as_ref())],
     );
     let status = stdout.lines().find_map(|l| l.strip_prefix("STATUS "));
     let message = stdout

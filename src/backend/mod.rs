@@ -97,6 +97,10 @@ pub trait Backend: Send + Clone {
     /// A shorter-lived copy of a read-write caller vector (so it can be passed on and used again).
     fn reborrow<'s>(&self, y: &'s mut Self::InOut<'_>) -> Self::InOut<'s>;
 
+    /// An owned vector seen as a read-only caller vector (so backend-generic code, such as the
+    /// conformance tests, can hand any backend's own buffers to `load_checked`).
+    fn as_input<'v>(&self, v: &'v Self::Vector) -> Self::Input<'v>;
+
     /// An owned vector seen as a read-write "caller" vector, so operations that update
     /// parameters (`add_columns`, `add_host`) can update it too.
     fn as_inout<'v>(&self, v: &'v mut Self::Vector) -> Self::InOut<'v>;

@@ -70,3 +70,23 @@ pub fn readme_block(section: &str, lang: &str) -> String {
     let end = readme[body..].find("```").expect("the block is closed") + body;
     readme[body..end].to_owned()
 }
+
+/// Runs the test `test` of this test binary again in a child process with `env` set (so that
+/// what a call prints on stderr, or what the dynamic loader finds, can be checked). Fails unless
+/// the child passed without printing a panic or a library-loading message on stderr; returns
+/// the child's stdout.
+pub fn rerun_silent(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let output = Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", test, "--nocapture"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("rerunning this test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("dynamically load"),
+        "nothing may be printed on stderr:\n{stderr}"
+    );
+    stdout
+}

@@ -280,6 +280,10 @@ impl<T: Scalar> Backend for Cpu<T> {
         y
     }
 
+    fn as_input<'v>(&self, v: &'v Vec<T>) -> &'v [T] {
+        v.as_slice()
+    }
+
     fn as_inout<'v>(&self, v: &'v mut Vec<T>) -> &'v mut [T] {
         v.as_mut_slice()
     }
