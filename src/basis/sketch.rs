@@ -88,7 +88,7 @@ pub struct Sketched<B: Backend> {
 
 impl<B: Backend> Sketched<B> {
     pub fn new(c: &Component, be: &B, seed: u64, method: Method) -> Result<Self> {
-        let n = be.ndim();
+        let n = be.global_ndim();
         // More columns than n would only add round-off directions (§7 item 19).
         let rank = c.usize("rank").min(n);
         let abs = c.bool("abs");
