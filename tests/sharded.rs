@@ -334,20 +334,7 @@ fn mpi_ranks_equal_the_single_process_run() {
     let exe = c_program::compile_with("mpicc", "mpi_shard_test.c", &[], "mpi");
     let dir = process::scratch_dir("mpi-shards");
     for ranks in 1..=4 {
-        let mut mpirun = Command::new("mpirun");
-        mpirun
-            .env_remove("LD_LIBRARY_PATH")
-            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-            .args(["--oversubscribe", "-np", &ranks.to_string()])
-            .arg(&exe)
-            .arg(&dir);
-        let ran = process::run(&mut mpirun);
-        assert!(
-            ran.status.success(),
-            "{mpirun:?} failed\n{}",
-            process::report(&ran)
-        );
+        mpirun(ranks, &exe, &[dir.to_str().unwrap()]);
         for (config, spec) in SPECS.iter().enumerate() {
             for dtype in ["f32", "f64"] {
                 let blobs: Vec<Vec<u8>> = (0..ranks)
@@ -360,4 +347,53 @@ fn mpi_ranks_equal_the_single_process_run() {
             }
         }
     }
+}
+
+/// Runs `exe` on `ranks` MPI ranks (as root too, more ranks than cores allowed) and checks that
+/// it succeeded.
+fn mpirun(ranks: usize, exe: &std::path::Path, args: &[&str]) {
+    let mut mpirun = Command::new("mpirun");
+    mpirun
+        .env_remove("LD_LIBRARY_PATH")
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "-np", &ranks.to_string()])
+        .arg(exe)
+        .args(args);
+    let ran = process::run(&mut mpirun);
+    assert!(
+        ran.status.success(),
+        "{mpirun:?} failed\n{}",
+        process::report(&ran)
+    );
+}
+
+/// examples/mpi/sharded.cpp (the C++ wrapper's set_allreduce with a lambda) builds and
+/// converges on 3 ranks.
+#[test]
+fn the_cpp_mpi_example_runs() {
+    setup::system_packages("OpenMPI", &["openmpi-bin", "libopenmpi-dev"], || {
+        setup::on_path("mpicxx") && setup::on_path("mpirun")
+    });
+    let root = process::crate_root();
+    let lib = common::linkable_library_dir();
+    let exe = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mpi-sharded-example");
+    let mut mpicxx = Command::new("mpicxx");
+    mpicxx
+        .args(["-std=c++17", "-Wall", "-Werror"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(format!("-I{}", root.join("bindings/cpp").display()))
+        .arg(root.join("examples/mpi/sharded.cpp"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-llre")
+        .arg(format!("-Wl,-rpath,{}", lib.display()));
+    let built = process::run(&mut mpicxx);
+    assert!(
+        built.status.success(),
+        "{mpicxx:?}\n{}",
+        process::report(&built)
+    );
+    mpirun(3, &exe, &[]);
 }
