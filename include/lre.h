@@ -160,6 +160,19 @@ typedef uint32_t lre_dtype;
 typedef struct lre_optimizer_t lre_optimizer_t;
 
 /**
+ * All-reduce callback of a sharded optimizer: sums `buf` (`len` doubles of partial sums over
+ * this rank's rows) in place across all ranks and returns 0, or non-zero if it failed.
+ *
+ * Every rank must receive the same bits: the ranks then do the same small dense work on the
+ * same numbers and their k-sized state stays bit-identical. `MPI_Allreduce` does not promise
+ * that (its summation order may differ between ranks); `MPI_Reduce` to one rank followed by
+ * `MPI_Bcast` does. Each step calls it the same number of times with the same lengths on every
+ * rank, a rank with zero rows included. Called synchronously on the caller's thread during a
+ * step; it must not use the optimizer (that call returns `LRE_ERR_BUSY`).
+ */
+typedef int32_t (*lre_allreduce_fn)(double *buf, size_t len, void *user);
+
+/**
  * One buffer of an optimizer's state, at its largest (`lre_optimizer_state_layout`).
  */
 typedef struct {
@@ -194,6 +207,23 @@ typedef int32_t (*lre_hvp_f64_fn)(void *user, const double *v, double *hv, size_
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Registers the all-reduce of a sharded optimizer (spec keys `global_ndim`, `shard_offset`;
+ * it holds rows `[shard_offset, shard_offset + ndim)`). A sharded optimizer refuses to step
+ * until one is registered (`LRE_ERR_CALL_ORDER`); an unsharded one refuses the registration
+ * (`LRE_ERR_INVALID_ARGUMENT`). A later registration replaces the earlier one.
+ *
+ * When `fn` returns non-zero the step returns `LRE_ERR_CALLBACK` and this rank's parameters and
+ * state are as before the step. The other ranks are then inside the same collective: whether
+ * it fails for them too (they roll back as well) or completes (they have taken the step) is
+ * up to the communication library; ranks that disagree must be restored from a checkpoint.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `fn` is NULL or a function that may be called with `user` for as
+ * long as the optimizer steps.
+ */
+lre_status lre_optimizer_set_allreduce(lre_optimizer_t *opt, lre_allreduce_fn fn, void *user);
 
 /**
  * The ABI version of the loaded library. Bindings compare it with `LRE_ABI_VERSION` from the
@@ -274,7 +304,9 @@ lre_status lre_optimizer_set_param(lre_optimizer_t *opt, const char *key, double
  * "init_steps", "seed", "threads" (the count in use, `threads=auto` resolved), "symmetrize"
  * (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64), "needs_loss" and "needs_samples"
  * (1 if the curvature needs the loss set before each step, or per-sample gradients through the
- * batch step).
+ * batch step); in sharded mode "global_ndim" (ndim when unsharded), "shard_offset",
+ * "allreduce_calls" and "allreduce_values" (all-reduce calls and doubles reduced since
+ * creation).
  *
  * # Safety
  * `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.

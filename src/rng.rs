@@ -5,6 +5,7 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
+use std::ops::Range;
 
 /// A seeded, portable random stream. Every component draws from the optimizer's single instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +81,41 @@ impl Rng {
     pub fn gaussian_vec(&mut self, len: usize) -> Vec<f64> {
         (0..len).map(|_| self.gaussian()).collect()
     }
+
+    /// Entries `rows` of `gaussian_vec(len)`, leaving the generator where `gaussian_vec(len)`
+    /// leaves it (a shard draws its rows of a global vector without drawing the others).
+    pub fn gaussian_rows(&mut self, len: usize, rows: Range<usize>) -> Vec<f64> {
+        // A draw takes two u64, four 32-bit words.
+        self.rows_of(4 * len as u128, 4 * rows.start as u128, |rng| {
+            rng.gaussian_vec(rows.len())
+        })
+    }
+
+    /// Entries `rows` of `rademacher_vec(len)`, leaving the generator where
+    /// `rademacher_vec(len)` leaves it.
+    pub fn rademacher_rows(&mut self, len: usize, rows: Range<usize>) -> Vec<f64> {
+        // 64 draws per u64, two 32-bit words.
+        let skip = rows.start % 64;
+        self.rows_of(
+            2 * len.div_ceil(64) as u128,
+            2 * (rows.start / 64) as u128,
+            |rng| rng.rademacher_vec(skip + rows.len()).split_off(skip),
+        )
+    }
+
+    /// Runs `draw` from `first` words ahead, then moves to `total` words ahead of the start.
+    fn rows_of(
+        &mut self,
+        total: u128,
+        first: u128,
+        draw: impl FnOnce(&mut Rng) -> Vec<f64>,
+    ) -> Vec<f64> {
+        let start = self.inner.get_word_pos();
+        self.inner.set_word_pos(start + first);
+        let out = draw(self);
+        self.inner.set_word_pos(start + total);
+        out
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +136,34 @@ mod tests {
         rng.gaussian_vec(13);
         let mut copy = Rng::from_words(&rng.to_words());
         assert_eq!(copy.gaussian_vec(9), rng.gaussian_vec(9));
+    }
+
+    #[test]
+    fn rows_are_slices_of_the_whole() {
+        for (len, rows) in [(200, 0..200), (200, 63..130), (130, 129..130), (7, 3..3)] {
+            let (mut whole, mut part) = (Rng::new(9), Rng::new(9));
+            whole.gaussian();
+            part.gaussian();
+            assert_eq!(
+                part.clone().rademacher_rows(len, rows.clone()),
+                whole.clone().rademacher_vec(len)[rows.clone()]
+            );
+            assert_eq!(
+                part.gaussian_rows(len, rows.clone()),
+                whole.clone().gaussian_vec(len)[rows.clone()]
+            );
+            whole.gaussian_vec(len);
+            assert_eq!(
+                part, whole,
+                "gaussian_rows leaves the generator as the whole draw"
+            );
+            part.rademacher_rows(len, rows);
+            whole.rademacher_vec(len);
+            assert_eq!(
+                part, whole,
+                "rademacher_rows leaves the generator as the whole draw"
+            );
+        }
     }
 
     #[test]

@@ -95,6 +95,18 @@ pub struct Config {
     pub dtype: Dtype,
     pub device: Device,
     pub threads: Threads,
+    /// Sharded mode: the length of the global vectors, of which this optimizer holds rows
+    /// `[shard_offset, shard_offset + ndim)`. `None` (the default) means ndim.
+    pub global_ndim: Option<u64>,
+    pub shard_offset: u64,
+}
+
+impl Config {
+    /// Whether the spec names a shard (either sharding key given): such an optimizer all-reduces
+    /// its partial sums and needs a registered all-reduce.
+    pub fn sharded(&self) -> bool {
+        self.global_ndim.is_some() || self.shard_offset != 0
+    }
 }
 
 impl Default for Config {
@@ -123,7 +135,15 @@ impl fmt::Display for Config {
             self.dtype,
             self.device,
             self.threads
-        )
+        )?;
+        // Printed only when sharded, so unsharded specs (and saved blobs) read as before.
+        if self.sharded() {
+            if let Some(g) = self.global_ndim {
+                write!(f, "; global_ndim={g}")?;
+            }
+            write!(f, "; shard_offset={}", self.shard_offset)?;
+        }
+        Ok(())
     }
 }
 
@@ -141,6 +161,8 @@ const KEYS: &[&str] = &[
     "dtype",
     "device",
     "threads",
+    "global_ndim",
+    "shard_offset",
 ];
 
 impl Config {
@@ -166,6 +188,8 @@ impl Config {
             dtype: Dtype::F32,
             device: Device::Cpu,
             threads: Threads::Count(1),
+            global_ndim: None,
+            shard_offset: 0,
         };
         let mut chain_given = false;
         let mut seen: Vec<&str> = Vec::new();
@@ -208,6 +232,8 @@ impl Config {
                 "symmetrize" => config.symmetrize = p.boolean(key)?,
                 "seed" => config.seed = p.integer(key, 0, u64::MAX)?,
                 "threads" => config.threads = p.threads()?,
+                "global_ndim" => config.global_ndim = Some(p.integer(key, 1, u64::MAX)?),
+                "shard_offset" => config.shard_offset = p.integer(key, 0, u64::MAX)?,
                 "dtype" => config.dtype = p.dtype()?,
                 "device" => config.device = p.device()?,
                 _ => unreachable!("every key in KEYS is handled"),

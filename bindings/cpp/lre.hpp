@@ -129,6 +129,25 @@ template <class T, class Hvp, class CCall> void call_with_hvp(Hvp &hvp, CCall &&
     check(status);
 }
 
+/// The all-reduce a sharded optimizer keeps: any callable `sum(double *buf, std::size_t len)`
+/// that returns true on success. An exception counts as a failure (LRE_ERR_CALLBACK): it must
+/// not unwind through the library's frames.
+struct AllreduceBase {
+    virtual ~AllreduceBase() = default;
+};
+
+template <class Sum> struct Allreduce final : AllreduceBase {
+    Sum sum;
+    explicit Allreduce(Sum s) : sum(std::move(s)) {}
+    static std::int32_t call(double *buf, std::size_t len, void *user) noexcept {
+        try {
+            return std::invoke(static_cast<Allreduce *>(user)->sum, buf, len) ? 0 : 1;
+        } catch (...) {
+            return 1;
+        }
+    }
+};
+
 /// Enables the container overloads for types with std::data and std::size (std::vector,
 /// std::array, std::span, ...).
 template <class C>
@@ -154,6 +173,18 @@ class Optimizer {
 public:
     /// Creates an optimizer from a spec string ("" is the default configuration).
     Optimizer(const std::string &spec, std::size_t n) : Optimizer(create(spec, n)) {}
+
+    /// Sharded mode (spec keys global_ndim, shard_offset): registers the all-reduce, any callable
+    /// `sum(double *buf, std::size_t len)` that sums buf in place across all ranks, every rank
+    /// receiving the same bits (e.g. MPI_Reduce then MPI_Bcast), and returns true; false or an
+    /// exception fails the step with LRE_ERR_CALLBACK, this rank unchanged. The optimizer keeps
+    /// the callable.
+    template <class Sum> void set_allreduce(Sum &&sum) {
+        using Owned = detail::Allreduce<std::decay_t<Sum>>;
+        auto owned = std::make_unique<Owned>(std::forward<Sum>(sum));
+        detail::check(lre_optimizer_set_allreduce(handle_.get(), &Owned::call, owned.get()));
+        allreduce_ = std::move(owned);
+    }
 
     /// One step: reads grad, updates params in place (n elements each). On error nothing changed.
     template <class T> void step(T *params, const T *grad) {
@@ -344,6 +375,7 @@ private:
 
     std::unique_ptr<lre_optimizer_t, Free> handle_;
     std::size_t ndim_;
+    std::unique_ptr<detail::AllreduceBase> allreduce_;
 };
 
 } // namespace lre

@@ -4,8 +4,8 @@
 //! backend implements it on host memory, a CUDA backend implements it on device memory. Small
 //! dense work (k×k, k-vectors) never comes here: it runs on the host in f64 (`linalg`, `inner`).
 //!
-//! The reductions over n (`column_dots`, `dot`) are explicit calls so that a sharded mode can
-//! all-reduce exactly their outputs.
+//! The reductions over n (`column_dots`, `dot`, `gram`, `cross`, the check of `load_checked`)
+//! are explicit calls so that a sharded backend all-reduces exactly their outputs (`shard.rs`).
 
 pub mod cpu;
 #[cfg(feature = "cuda")]
@@ -13,10 +13,12 @@ pub mod cpu;
 pub mod cuda;
 pub mod normal;
 pub mod scalar;
+pub mod shard;
 mod tall_qr;
 
 pub use cpu::Cpu;
 pub use scalar::Scalar;
+pub use shard::{AllReduce, Reducer, Shard};
 
 use crate::error::{Error, Result};
 use faer::{Mat, MatRef};
@@ -47,6 +49,8 @@ pub enum InputError {
     NonFinite { index: usize },
     /// Every entry is finite but the sum of squares overflows f64.
     TooLarge,
+    /// This rank's rows are fine, another rank's are not (sharded mode): every rank refuses.
+    OtherRank,
 }
 
 /// n-sized storage and arithmetic. All k-sized inputs and outputs are host `f64` slices.
@@ -64,6 +68,22 @@ pub trait Backend: Send + Clone {
 
     /// n, the length of every vector.
     fn ndim(&self) -> usize;
+
+    /// The rows of the global vectors this backend holds, if it holds a shard of them.
+    fn shard(&self) -> Option<&Shard> {
+        None
+    }
+
+    /// Length of the global vectors: every decision that depends on n (caps of a rank at n)
+    /// uses it, so a sharded optimizer decides as the unsharded one.
+    fn global_ndim(&self) -> usize {
+        self.shard().map_or(self.ndim(), |s| s.global)
+    }
+
+    /// Global row of local row 0.
+    fn row_offset(&self) -> usize {
+        self.shard().map_or(0, |s| s.offset)
+    }
 
     /// A zero n-vector, or `LRE_ERR_OUT_OF_MEMORY`.
     fn vector(&self) -> Result<Self::Vector>;
@@ -93,6 +113,9 @@ pub trait Backend: Send + Clone {
 
     /// dst ← the caller's parameters (to remember them, e.g. for s = x − x_prev).
     fn copy_params(&self, params: &Self::InOut<'_>, dst: &mut Self::Vector);
+
+    /// The caller's parameters ← src (to roll a failed step back).
+    fn restore_params(&self, src: &Self::Vector, dst: Self::InOut<'_>);
 
     /// A shorter-lived copy of a read-write caller vector (so it can be passed on and used again).
     fn reborrow<'s>(&self, y: &'s mut Self::InOut<'_>) -> Self::InOut<'s>;
@@ -169,13 +192,14 @@ pub trait Backend: Send + Clone {
     );
 
     /// M[i, cols[j]] ← entry i of the standard normal stream j under `key` ([`normal`]): a
-    /// function of (key, j, i) alone, so the same on every backend and thread count.
+    /// function of (key, j, i) alone, i the global row, so the same on every backend, thread
+    /// count and shard split.
     fn gaussian_columns(&self, m: &mut Self::Matrix, cols: &[usize], key: u64);
 
     /// M[:, cols] ← min(max(M[:, cols], −limit), limit), entrywise.
     fn clamp_columns(&self, m: &mut Self::Matrix, cols: &[usize], limit: f64);
 
-    /// Tall QR of A = M[:, cols] (n×p, p ≤ n): A is replaced by Q with orthonormal columns and
+    /// Tall QR of A = M[:, cols] (n×p, p ≤ global n): A is replaced by Q with orthonormal columns and
     /// R (p×p, upper triangular) with A = Q·R is returned. CholeskyQR2 on f64 Gram matrices,
     /// with a third pass for ill-conditioned input; a column whose part orthogonal to the
     /// previous ones is below 1e-6 of its norm counts as dependent: its row of R is zero and its

@@ -31,9 +31,9 @@ const COMPLETION_KEY: u64 = 0x51a7_c0de_0f0d_d15c;
 pub fn tall_qr<B: Backend>(be: &B, m: &mut B::Matrix, cols: &[usize], complete: bool) -> Mat<f64> {
     let p = cols.len();
     assert!(
-        p <= be.ndim(),
+        p <= be.global_ndim(),
         "tall_qr: {p} columns of length {}",
-        be.ndim()
+        be.global_ndim()
     );
     let mut r = Mat::identity(p, p);
     let kept = cholesky_passes(be, m, cols, (0..p).collect(), &mut r);

@@ -52,7 +52,7 @@ pub struct CommonDirections<B: Backend> {
 
 impl<B: Backend> CommonDirections<B> {
     pub fn new(c: &Component, be: &B) -> Result<Self> {
-        let rank = c.usize("rank").min(be.ndim());
+        let rank = c.usize("rank").min(be.global_ndim());
         Ok(CommonDirections {
             window: OrthoColumns::new(be, rank + 2)?,
             rank,

@@ -110,7 +110,7 @@ impl<B: Backend> Eigen<B> {
     /// A basis from shared parameters; `round1.truncate` is set to the rank (capped at n).
     pub fn with(params: Params, be: &B) -> Result<Self> {
         // More than n orthonormal directions do not exist (§7 item 19).
-        let rank = params.rank.min(be.ndim());
+        let rank = params.rank.min(be.global_ndim());
         Ok(Eigen {
             columns: OrthoColumns::new(be, 2 * rank + 2)?,
             t: Mat::zeros(0, 0),

@@ -117,7 +117,7 @@ impl<B: Backend> Ggt<B> {
     pub fn new(c: &Component, be: &B) -> Result<Self> {
         let capacity = c.usize("history_size");
         // A rank above n only adds round-off directions (docs/algorithm.md §7 item 19).
-        let truncate = c.opt_usize("truncate").unwrap_or(usize::MAX).min(be.ndim());
+        let truncate = c.opt_usize("truncate").unwrap_or(usize::MAX).min(be.global_ndim());
         Ok(Ggt {
             window: be.matrix(0)?,
             capacity,

@@ -141,7 +141,7 @@ impl<B: Backend> HebbianLearning<B> {
     pub fn new(c: &Component, be: &B, seed: u64) -> Result<Self> {
         Ok(HebbianLearning {
             matrix: be.matrix(0)?,
-            rank: c.usize("rank").min(be.ndim()),
+            rank: c.usize("rank").min(be.global_ndim()),
             opt: match c.word("opt") {
                 "gd" => Opt::Gd,
                 "stiefel_gd" => Opt::StiefelGd,

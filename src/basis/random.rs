@@ -65,7 +65,7 @@ impl<B: Backend> Random<B> {
     pub fn new(c: &Component, be: &B, seed: u64) -> Result<Self> {
         Ok(Random {
             matrix: be.matrix(0)?,
-            rank: c.usize("rank").min(be.ndim()),
+            rank: c.usize("rank").min(be.global_ndim()),
             generate_freq: c.usize("generate_freq") as u64,
             half: None,
             updates: 0,

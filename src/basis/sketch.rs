@@ -102,7 +102,7 @@ impl<B: Backend> Sketched<B> {
         method: Method,
         resketch: Resketch<B>,
     ) -> Result<Self> {
-        let n = be.ndim();
+        let n = be.global_ndim();
         // More columns than n would only add round-off directions (§7 item 19).
         let rank = c.usize("rank").min(n);
         let abs = c.bool("abs");

@@ -68,6 +68,11 @@ impl<V> Probes<V> {
         rng: &mut Rng,
         z: &mut V,
     ) -> Result<()> {
+        // A shard draws its rows of the global probe.
+        let (n, rows) = (
+            be.global_ndim(),
+            be.row_offset()..be.row_offset() + be.ndim(),
+        );
         let kind = match self.kind {
             Kind::Mixed => [
                 Kind::Gaussian,
@@ -87,11 +92,11 @@ impl<V> Probes<V> {
                 be.axpy(-1.0, prev, z);
             }
             (Kind::Gradient, _, _) => be.copy(grad, z),
-            (Kind::Rademacher, _, _) => upload(be, &rng.rademacher_vec(be.ndim()), z),
-            _ => upload(be, &rng.gaussian_vec(be.ndim()), z),
+            (Kind::Rademacher, _, _) => upload(be, &rng.rademacher_rows(n, rows.clone()), z),
+            _ => upload(be, &rng.gaussian_rows(n, rows.clone()), z),
         }
         if matches!(kind, Kind::Displacement | Kind::Gradient) && be.dot(z, z) < SAFE_FLOOR {
-            upload(be, &rng.rademacher_vec(be.ndim()), z);
+            upload(be, &rng.rademacher_rows(n, rows), z);
         }
         if self.orthogonalize {
             if approx.has_basis() {

@@ -188,6 +188,10 @@ const GETTABLE: &[&str] = &[
     "dtype",
     "needs_loss",
     "needs_samples",
+    "global_ndim",
+    "shard_offset",
+    "allreduce_calls",
+    "allreduce_values",
 ];
 
 /// Reads a parameter into `*value`: "lr", "weight_decay", and the read-only "step" (steps
@@ -196,7 +200,9 @@ const GETTABLE: &[&str] = &[
 /// "init_steps", "seed", "threads" (the count in use, `threads=auto` resolved), "symmetrize"
 /// (1 or 0), "dtype" (an `lre_dtype` code: 1 = f32, 2 = f64), "needs_loss" and "needs_samples"
 /// (1 if the curvature needs the loss set before each step, or per-sample gradients through the
-/// batch step).
+/// batch step); in sharded mode "global_ndim" (ndim when unsharded), "shard_offset",
+/// "allreduce_calls" and "allreduce_values" (all-reduce calls and doubles reduced since
+/// creation).
 ///
 /// # Safety
 /// `opt` is a live optimizer; `key` is NULL or a NUL-terminated string; `value` is valid to write.
@@ -229,6 +235,10 @@ pub unsafe extern "C" fn lre_optimizer_get_param(
                 "dtype" => f64::from(super::describe::LreDtype::from(c.dtype) as u32),
                 "needs_loss" => f64::from(u8::from(o.requirements().loss)),
                 "needs_samples" => f64::from(u8::from(o.requirements().samples)),
+                "global_ndim" => o.global_ndim() as f64,
+                "shard_offset" => c.shard_offset as f64,
+                "allreduce_calls" => o.allreduce_traffic().0 as f64,
+                "allreduce_values" => o.allreduce_traffic().1 as f64,
                 k => return Err(Error::invalid(format!("unknown parameter \"{k}\"; keys: {}", GETTABLE.join(", ")))),
             }
         });

@@ -7,10 +7,12 @@
 //! * [`api`] — the exported functions: handles, parameters, introspection, state;
 //! * [`describe`] — what a binding asks instead of parsing the spec: components, state layout;
 //! * [`step`] — the step entry points (one-call, split, batch);
+//! * [`allreduce`] — sharded mode: the caller's all-reduce callback;
 //! * [`xla`] — XLA FFI custom-call handlers for JAX (not part of lre.h).
 //!
 //! `include/lre.h` is generated from them by cbindgen.
 
+pub mod allreduce;
 pub mod api;
 pub mod describe;
 pub mod guard;

@@ -88,6 +88,16 @@ fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
     );
     note("seed", saved.seed.to_string(), current.seed.to_string());
     note(
+        "global_ndim",
+        format!("{:?}", saved.global_ndim),
+        format!("{:?}", current.global_ndim),
+    );
+    note(
+        "shard_offset",
+        saved.shard_offset.to_string(),
+        current.shard_offset.to_string(),
+    );
+    note(
         "device",
         saved.device.to_string(),
         current.device.to_string(),

@@ -12,7 +12,7 @@ mod step;
 pub use approximation::Current;
 pub use layout::{declare, state_bound};
 
-use crate::backend::{Backend, Cpu, Scalar};
+use crate::backend::{AllReduce, Backend, Cpu, Reducer, Scalar, Shard};
 use crate::basis::{self, Basis};
 use crate::component::Component;
 use crate::curvature::{self, Curvature};
@@ -63,8 +63,10 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
         Self::from_config(Config::parse(spec)?, n)
     }
 
-    /// Creates a CPU optimizer for `n` parameters from a parsed configuration.
-    pub fn from_config(config: Config, n: usize) -> Result<Self> {
+    /// Creates a CPU optimizer for `n` parameters from a parsed configuration. A sharded
+    /// configuration (`global_ndim`, `shard_offset`) holds rows `[shard_offset, shard_offset +
+    /// n)` of the global parameter vector; n may then be 0.
+    pub fn from_config(mut config: Config, n: usize) -> Result<Self> {
         if config.dtype != T::DTYPE {
             return Err(Error::invalid(format!(
                 "the spec says dtype={} but this optimizer is for {}",
@@ -75,10 +77,31 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
         if let Device::Cuda(ordinal) = config.device {
             return Err(crate::backend::cuda_refusal(ordinal as usize));
         }
-        if n == 0 {
-            return Err(Error::invalid("ndim = 0; expected ndim >= 1"));
+        if !config.sharded() {
+            if n == 0 {
+                return Err(Error::invalid("ndim = 0; expected ndim >= 1"));
+            }
+            let backend = Cpu::new(n, config.threads);
+            return Optimizer::new(config, backend);
         }
-        let backend = Cpu::new(n, config.threads.count(n));
+        let global = config.global_ndim.unwrap_or(n as u64);
+        if (config.shard_offset)
+            .checked_add(n as u64)
+            .is_none_or(|end| end > global)
+        {
+            return Err(Error::invalid(format!(
+                "shard_offset + ndim = {} + {n} exceeds global_ndim = {global}; a shard holds \
+                 rows [shard_offset, shard_offset + ndim) of the global vector",
+                config.shard_offset
+            )));
+        }
+        let shard = Shard {
+            offset: config.shard_offset as usize,
+            global: global as usize,
+            reducer: Reducer::default(),
+        };
+        config.global_ndim = Some(global);
+        let backend = Cpu::sharded(n, config.threads.count(n), shard);
         Optimizer::new(config, backend)
     }
 
@@ -99,6 +122,13 @@ impl<B: Backend + 'static> Optimizer<B> {
             .is_none()
         {
             return Err(crate::state::layout::too_large(n));
+        }
+        if backend.shard().is_some() && ["full_matrix", "identity"].contains(&config.basis.name()) {
+            return Err(Error::unsupported(format!(
+                "basis {} keeps n-sized host data that is not split by rows; a sharded optimizer \
+                 (global_ndim, shard_offset) needs a low-rank basis (ggt, eigen, sketches, …)",
+                config.basis.name()
+            )));
         }
         let basis = basis::build_seeded(&config.basis, (&backend, config.seed))?;
         if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
@@ -166,6 +196,11 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.backend.ndim()
     }
 
+    /// Length of the global parameter vector (ndim unless sharded).
+    pub fn global_ndim(&self) -> usize {
+        self.backend.global_ndim()
+    }
+
     /// Steps taken so far (init steps included).
     pub fn steps(&self) -> u64 {
         self.step
@@ -212,6 +247,27 @@ impl<B: Backend + 'static> Optimizer<B> {
             0
         };
         self.basis.state_bytes(&self.backend) + self.curvature.state_bytes(&self.backend) + staging
+    }
+
+    /// Registers the all-reduce of a sharded optimizer: it sums a buffer of partial sums in place
+    /// across all ranks, every rank receiving the same bits, and returns false if it failed.
+    /// An error for an optimizer that is not sharded.
+    pub fn set_allreduce(&mut self, sum: AllReduce) -> Result<()> {
+        match self.backend.shard() {
+            Some(shard) => {
+                shard.reducer.set(sum);
+                Ok(())
+            }
+            None => Err(Error::invalid(
+                "this optimizer is not sharded: give global_ndim (and shard_offset) in its spec to \
+                 use an all-reduce",
+            )),
+        }
+    }
+
+    /// (calls, f64 values) all-reduced since creation; (0, 0) when not sharded.
+    pub fn allreduce_traffic(&self) -> (u64, u64) {
+        self.backend.shard().map_or((0, 0), |s| s.reducer.traffic())
     }
 
     /// Sets the learning rate (finite, >= 0); takes effect at the next step.

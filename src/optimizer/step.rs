@@ -68,6 +68,9 @@ fn refused(what: &str, e: InputError) -> Error {
     let why = match e {
         InputError::NonFinite { index } => format!("{what}[{index}] is not finite (NaN or Inf)"),
         InputError::TooLarge => format!("{what} is too large: its squared norm overflows f64"),
+        InputError::OtherRank => {
+            format!("{what} is not finite or too large on another rank (sharded optimizer)")
+        }
     };
     Error::new(
         Status::LRE_ERR_NUMERICAL,
@@ -77,6 +80,44 @@ fn refused(what: &str, e: InputError) -> Error {
 
 fn call_order(message: String) -> Error {
     Error::new(Status::LRE_ERR_CALL_ORDER, message)
+}
+
+fn allreduce_failed(when: &str) -> Error {
+    Error::new(
+        Status::LRE_ERR_CALLBACK,
+        format!(
+            "the all-reduce callback failed {when}; this rank's step was abandoned and its \
+             parameters and state are unchanged"
+        ),
+    )
+}
+
+/// Loads and checks caller vectors into `staged` (named by `name(i)` in errors). In sharded mode
+/// the check is all-reduced, so every rank refuses the same vector.
+fn load_all<'a, B: Backend>(
+    be: &B,
+    inputs: &[B::Input<'a>],
+    staged: &mut [B::Vector],
+    name: impl Fn(usize) -> String,
+) -> Result<()>
+where
+    B::Input<'a>: Copy,
+{
+    for (i, (input, staged)) in inputs.iter().zip(staged).enumerate() {
+        let loaded = be.load_checked(*input, staged);
+        if be.shard().is_some_and(|s| s.reducer.take_failure()) {
+            return Err(allreduce_failed(&format!("while checking {}", name(i))));
+        }
+        loaded.map_err(|e| refused(&name(i), e))?;
+    }
+    Ok(())
+}
+
+/// What a sharded step restores when its all-reduce fails part way.
+struct Rollback<B: Backend> {
+    state: Vec<u8>,
+    params: B::Vector,
+    loss: Option<f64>,
 }
 
 impl<B: Backend + 'static> Optimizer<B> {
@@ -97,6 +138,20 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.pending.is_some()
     }
 
+    /// Sharded mode: an error unless an all-reduce is registered.
+    fn check_reducer(&self) -> Result<()> {
+        self.backend
+            .shard()
+            .map_or(Ok(()), |s| s.reducer.check_ready())
+    }
+
+    /// Whether an all-reduce failed since the last time this was asked.
+    fn reduction_failed(&self) -> bool {
+        self.backend
+            .shard()
+            .is_some_and(|s| s.reducer.take_failure())
+    }
+
     fn check_not_in_step(&self) -> Result<()> {
         match self.pending {
             Some(_) => Err(call_order(
@@ -110,6 +165,7 @@ impl<B: Backend + 'static> Optimizer<B> {
     /// (their probe vectors are then available from `probe`).
     pub fn begin(&mut self, grad: B::Input<'_>) -> Result<usize> {
         self.check_not_in_step()?;
+        self.check_reducer()?;
         if self.curvature.requirements().samples {
             return Err(Error::invalid(format!(
                 "curvature {} needs per-sample gradients; use the batch step",
@@ -120,9 +176,11 @@ impl<B: Backend + 'static> Optimizer<B> {
             Some(buffer) => buffer,
             empty => empty.insert(self.backend.vector()?),
         };
-        self.backend
-            .load_checked(grad, staged)
-            .map_err(|e| refused("grad", e))?;
+        let loaded = self.backend.load_checked(grad, staged);
+        if self.reduction_failed() {
+            return Err(allreduce_failed("while checking grad"));
+        }
+        loaded.map_err(|e| refused("grad", e))?;
         self.begin_staged(0, false)
     }
 
@@ -134,6 +192,7 @@ impl<B: Backend + 'static> Optimizer<B> {
         for<'x> B::Input<'x>: Copy,
     {
         self.check_not_in_step()?;
+        self.check_reducer()?;
         let requirements = self.curvature.requirements();
         if samples.is_empty() {
             return Err(Error::invalid(
@@ -171,16 +230,18 @@ impl<B: Backend + 'static> Optimizer<B> {
         if self.scratch.grad.is_none() {
             self.scratch.grad = Some(be.vector()?);
         }
-        for (i, (row, staged)) in samples.iter().zip(&mut self.scratch.samples).enumerate() {
-            be.load_checked(*row, staged)
-                .map_err(|e| refused(&format!("per_sample_grads row {i}"), e))?;
-        }
+        load_all(be, samples, &mut self.scratch.samples, |i| {
+            format!("per_sample_grads row {i}")
+        })?;
         self.scratch.values.clear();
         self.scratch.values.extend_from_slice(values.unwrap_or(&[]));
         let grad = self.scratch.grad.as_mut().expect("allocated above");
         self.curvature
             .batch_gradient(be, &self.scratch.samples[..samples.len()], values, grad);
         let squares = be.dot(grad, grad);
+        if self.reduction_failed() {
+            return Err(allreduce_failed("while forming the batch's gradient"));
+        }
         if !squares.is_finite() {
             return Err(refused("the batch's gradient", InputError::TooLarge));
         }
@@ -209,6 +270,9 @@ impl<B: Backend + 'static> Optimizer<B> {
                 &mut rng,
                 &mut self.scratch.probes[..probes],
             )?;
+            if self.reduction_failed() {
+                return Err(allreduce_failed("while drawing the probes"));
+            }
         }
         self.pending = Some(Pending {
             update,
@@ -271,15 +335,37 @@ impl<B: Backend + 'static> Optimizer<B> {
         }
         let be = &self.backend;
         reserve(be, &mut self.scratch.hvps, hvps.len())?;
-        for (i, (hv, staged)) in hvps.iter().zip(&mut self.scratch.hvps).enumerate() {
-            be.load_checked(*hv, staged)
-                .map_err(|e| refused(&format!("hvp {i}"), e))?;
-        }
+        load_all(be, hvps, &mut self.scratch.hvps, |i| format!("hvp {i}"))?;
+        let be = &self.backend;
         // Memory the step needs is reserved before anything changes.
         let width = self.curvature.prepare(be, pending.update, pending.batch)?;
         self.basis.prepare(be, width)?;
+        let mut params = params;
+        // A sharded step all-reduces between its changes: it keeps what it needs to undo them.
+        let rollback = match be.shard() {
+            Some(_) => {
+                let mut saved = be.vector()?;
+                be.copy_params(&params, &mut saved);
+                Some(Rollback::<B> {
+                    state: self.state(),
+                    params: saved,
+                    loss: self.loss,
+                })
+            }
+            None => None,
+        };
         let pending = self.pending.take().expect("checked above");
-        self.advance(params, pending);
+        let be = self.backend.clone();
+        self.advance(be.reborrow(&mut params), pending);
+        if let Some(rollback) = rollback.filter(|_| self.reduction_failed()) {
+            let failure = self.last_basis_failure.clone();
+            self.load_state(&rollback.state)
+                .expect("a state this optimizer saved loads back");
+            self.loss = rollback.loss;
+            self.last_basis_failure = failure;
+            be.restore_params(&rollback.params, params);
+            return Err(allreduce_failed("during the step"));
+        }
         Ok(())
     }
 

@@ -10,6 +10,11 @@ use std::process::Command;
 
 /// Compiles `tests/c/<name>` (C99, all warnings as errors) against the freshly built library.
 pub fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
+    compile_with("gcc", name, extra, variant)
+}
+
+/// As `compile`, with another C compiler driver (`mpicc`).
+pub fn compile_with(compiler: &str, name: &str, extra: &[&str], variant: &str) -> PathBuf {
     let root = crate_root();
     let lib_dir = linkable_library_dir();
     // One binary per test (`variant`) and profile: tests run concurrently, and rewriting a
@@ -23,7 +28,7 @@ pub fn compile(name: &str, extra: &[&str], variant: &str) -> PathBuf {
         name.trim_end_matches(".c"),
         profile.unwrap_or_default()
     ));
-    let mut gcc = Command::new("gcc");
+    let mut gcc = Command::new(compiler);
     gcc.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
         .arg(format!("-I{}", root.join("include").display()))
         .arg(format!("-I{}", root.join("tests/c").display()))

@@ -563,6 +563,8 @@ impl<T: Scalar> ColumnsKernel<T> for Combine<'_> {
 /// (`backend::normal`), rows from `offset` on (`offset` even, so pairs stay together).
 pub struct Gaussian<'a> {
     pub bases: &'a [u64],
+    /// Global row of local row 0 (a shard's offset; any parity).
+    pub first_row: usize,
 }
 
 impl<T: Scalar> ColumnsKernel<T> for Gaussian<'_> {
@@ -572,8 +574,18 @@ impl<T: Scalar> ColumnsKernel<T> for Gaussian<'_> {
             offset.is_multiple_of(2),
             "gaussian rows start at an even row"
         );
-        let first = (offset / 2) as u64;
+        let row = self.first_row + offset;
+        // An odd first global row is the second member of its pair.
+        let odd = row % 2;
+        let first = row.div_ceil(2) as u64;
         for (col, &base) in cols.iter_mut().zip(self.bases) {
+            let col: &mut [T] = match (odd, col.split_first_mut()) {
+                (1, Some((head, tail))) => {
+                    *head = T::from_f64(normal_pair(base, first - 1).1);
+                    tail
+                }
+                _ => col,
+            };
             let (pairs, rest) = col.as_chunks_mut::<2>();
             for (i, pair) in pairs.iter_mut().enumerate() {
                 let (a, b) = normal_pair(base, first + i as u64);

@@ -11,7 +11,7 @@
 mod kernels;
 mod streaming;
 
-use super::{Backend, InputError, Scalar};
+use super::{Backend, InputError, Scalar, Shard};
 use crate::error::{Error, Result, Status};
 use faer::{Mat, MatRef};
 use kernels::{
@@ -31,6 +31,8 @@ pub struct Cpu<T> {
     threads: usize,
     arch: pulp::Arch,
     elem: PhantomData<T>,
+    /// Sharded mode: the rows held and the all-reduce of partial sums.
+    shard: Option<Shard>,
 }
 
 /// A column-major n×cols matrix in host memory.
@@ -38,6 +40,8 @@ pub struct Cpu<T> {
 pub struct HostMatrix<T> {
     data: Vec<T>,
     n: usize,
+    /// Columns (not data.len() / n: a shard may hold zero rows).
+    cols: usize,
 }
 
 impl<T: Scalar> HostMatrix<T> {
@@ -54,6 +58,23 @@ impl<T: Scalar> Cpu<T> {
             threads: threads.max(1),
             arch: pulp::Arch::new(),
             elem: PhantomData,
+            shard: None,
+        }
+    }
+
+    /// A backend for rows `[shard.offset, shard.offset + n)` of vectors of length
+    /// `shard.global`; its reductions over n are all-reduced through `shard.reducer`.
+    pub fn sharded(n: usize, threads: usize, shard: Shard) -> Self {
+        Cpu {
+            shard: Some(shard),
+            ..Cpu::new(n, threads)
+        }
+    }
+
+    /// Sums partial sums across ranks (sharded mode; otherwise they are the sums already).
+    fn all_reduce(&self, partial: &mut [f64]) {
+        if let Some(shard) = &self.shard {
+            shard.reducer.sum(partial);
         }
     }
 
@@ -105,10 +126,14 @@ impl<T: Scalar> Cpu<T> {
         y: Option<&mut [T]>,
         kernel: &K,
     ) {
-        let mut position = vec![usize::MAX; m.data.len() / self.n];
+        let mut position = vec![usize::MAX; m.cols];
         for (i, &c) in cols.iter().enumerate() {
             assert_eq!(position[c], usize::MAX, "column {c} listed twice");
             position[c] = i;
+        }
+        if self.n == 0 {
+            // A shard without rows: nothing to do.
+            return;
         }
         let mut slots: Vec<Option<&mut [T]>> = cols.iter().map(|_| None).collect();
         for (j, column) in m.data.chunks_mut(self.n).enumerate() {
@@ -171,6 +196,20 @@ impl<T: Scalar> Cpu<T> {
             }
         }
         let width = r.len();
+        if symmetric {
+            // Only the upper triangle is read below: reduce only it.
+            let mut upper: Vec<f64> = (0..width)
+                .flat_map(|i| (i..width).map(move |j| (i, j)))
+                .map(|(i, j)| total[i * width + j])
+                .collect();
+            self.all_reduce(&mut upper);
+            let pairs = (0..width).flat_map(|i| (i..width).map(move |j| (i, j)));
+            for ((i, j), v) in pairs.zip(upper) {
+                total[i * width + j] = v;
+            }
+        } else {
+            self.all_reduce(&mut total);
+        }
         Mat::from_fn(l.len(), width, |i, j| match symmetric && i > j {
             true => total[j * width + i],
             false => total[i * width + j],
@@ -222,6 +261,10 @@ impl<T: Scalar> Backend for Cpu<T> {
         self.n
     }
 
+    fn shard(&self) -> Option<&Shard> {
+        self.shard.as_ref()
+    }
+
     fn vector(&self) -> Result<Vec<T>> {
         zeroed(self.n)
     }
@@ -234,11 +277,12 @@ impl<T: Scalar> Backend for Cpu<T> {
         Ok(HostMatrix {
             data: zeroed(len)?,
             n: self.n,
+            cols,
         })
     }
 
     fn matrix_columns(&self, m: &HostMatrix<T>) -> usize {
-        m.data.len().checked_div(self.n).unwrap_or(0)
+        m.cols
     }
 
     fn grow_matrix(&self, m: &mut HostMatrix<T>, cols: usize) -> Result<()> {
@@ -252,17 +296,27 @@ impl<T: Scalar> Backend for Cpu<T> {
                 .map_err(|_| too_big(len))?;
             m.data.resize(len, T::default());
         }
+        m.cols = m.cols.max(cols);
         Ok(())
     }
 
     fn load_checked(&self, src: &[T], dst: &mut Vec<T>) -> Result<(), InputError> {
         assert_eq!(src.len(), self.n, "load_checked: length");
-        let squares: f64 = self.map_rows(&Dot { x: src, y: src }).into_iter().sum();
-        if !squares.is_finite() {
+        let mut squares: [f64; 1] = [self.map_rows(&Dot { x: src, y: src }).into_iter().sum()];
+        let local = squares[0].is_finite();
+        // Every rank must take the same decision: the global sum is non-finite when any
+        // rank's is.
+        self.all_reduce(&mut squares);
+        if !local {
             return Err(match src.iter().position(|x| !x.is_finite()) {
-                Some(index) => InputError::NonFinite { index },
+                Some(index) => InputError::NonFinite {
+                    index: index + self.row_offset(),
+                },
                 None => InputError::TooLarge,
             });
+        }
+        if !squares[0].is_finite() {
+            return Err(InputError::OtherRank);
         }
         dst.copy_from_slice(src);
         Ok(())
@@ -274,6 +328,10 @@ impl<T: Scalar> Backend for Cpu<T> {
 
     fn copy_params(&self, params: &&mut [T], dst: &mut Vec<T>) {
         dst.copy_from_slice(params);
+    }
+
+    fn restore_params(&self, src: &Vec<T>, dst: &mut [T]) {
+        dst.copy_from_slice(src);
     }
 
     fn reborrow<'s>(&self, y: &'s mut &mut [T]) -> &'s mut [T] {
@@ -316,12 +374,16 @@ impl<T: Scalar> Backend for Cpu<T> {
                 *o += p;
             }
         }
+        self.all_reduce(out);
     }
 
     fn dot(&self, x: &Vec<T>, y: &Vec<T>) -> f64 {
-        self.map_rows(&Dot { x, y })
+        let mut sum = [self
+            .map_rows(&Dot { x, y })
             .into_iter()
-            .fold(0.0, |a, b| a + b)
+            .fold(0.0, |a, b| a + b)];
+        self.all_reduce(&mut sum);
+        sum[0]
     }
 
     fn add_columns(&self, m: &HostMatrix<T>, cols: &[usize], w: &[f64], y: &mut [T]) {
@@ -426,7 +488,15 @@ impl<T: Scalar> Backend for Cpu<T> {
         let bases: Vec<u64> = (0..cols.len() as u64)
             .map(|j| super::normal::stream_base(key, j))
             .collect();
-        self.for_columns(m, cols, None, &Gaussian { bases: &bases });
+        self.for_columns(
+            m,
+            cols,
+            None,
+            &Gaussian {
+                bases: &bases,
+                first_row: self.row_offset(),
+            },
+        );
     }
 
     fn clamp_columns(&self, m: &mut HostMatrix<T>, cols: &[usize], limit: f64) {

@@ -14,7 +14,7 @@ module LRE
 
 using Preferences
 
-export LREError, step!, begin!, probes, finish!, cancel!, step_batch!
+export LREError, set_allreduce!, step!, begin!, probes, finish!, cancel!, step_batch!
 
 # A compile-time preference: Julia precompiles the package again when it changes, so the path is
 # never stale (an environment variable read here would be frozen at precompile time).
@@ -108,9 +108,10 @@ mutable struct Optimizer{T<:Union{Float32,Float64}}
     ndim::Int
     hvp::Any             # the callback of the step in progress
     callback_error::Any  # what it threw, rethrown once the C call has returned
+    allreduce::Any       # sharded mode: the registered all-reduce (set_allreduce!)
 
     function Optimizer{T}(ptr::Ptr{Cvoid}, ndim::Integer) where {T}
-        return finalizer(close, new{T}(ptr, ndim, nothing, nothing))
+        return finalizer(close, new{T}(ptr, ndim, nothing, nothing, nothing))
     end
 end
 
@@ -352,6 +353,38 @@ hvp_trampoline(::Type{Float32}) =
     @cfunction(hvp_callback, Cint, (Ptr{Cvoid}, Ptr{Float32}, Ptr{Float32}, Csize_t))
 hvp_trampoline(::Type{Float64}) =
     @cfunction(hvp_callback, Cint, (Ptr{Cvoid}, Ptr{Float64}, Ptr{Float64}, Csize_t))
+
+"""
+    set_allreduce!(opt, sum)
+
+Sharded mode (spec keys `global_ndim` and `shard_offset`; README, "Sharded training"): registers
+the all-reduce. `sum(buf)` sums the `Vector{Float64}` `buf` in place across all ranks, every rank
+receiving the same bits (a reduce to one rank, then a broadcast), and returns. If it throws, the
+step fails with `LRE_ERR_CALLBACK` and this rank's parameters and state are unchanged. The
+optimizer keeps `sum` and must stay reachable while it steps.
+"""
+function set_allreduce!(opt::Optimizer, sum)
+    opt.allreduce = sum
+    GC.@preserve opt check(ccall((:lre_optimizer_set_allreduce, libLRE), Cint,
+                                 (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}),
+                                 opt, allreduce_trampoline(), pointer_from_objref(opt)))
+    return opt
+end
+
+# The all-reduce the library calls (lre_allreduce_fn); as with hvp_callback, an exception is kept
+# rather than unwound through C frames.
+function allreduce_callback(buf::Ptr{Cdouble}, len::Csize_t, user::Ptr{Cvoid})::Cint
+    opt = unsafe_pointer_to_objref(user)::Optimizer
+    try
+        opt.allreduce(unsafe_wrap(Array, buf, Int(len)))
+        return 0
+    catch err
+        opt.callback_error = err
+        return 1
+    end
+end
+
+allreduce_trampoline() = @cfunction(allreduce_callback, Cint, (Ptr{Cdouble}, Csize_t, Ptr{Cvoid}))
 
 """
     opt[key] -> Float64
