@@ -6,7 +6,9 @@ use crate::spec::Config;
 use crate::state::layout::{Dims, Layout};
 use crate::{basis, curvature, inner};
 
-/// Every buffer an optimizer with this configuration and n can keep, at its largest.
+/// Every buffer an optimizer with this configuration over a vector of `n` rows (the global n
+/// when sharded: caps such as k ≤ n are global) can keep, at its largest. Vector extents count
+/// vectors; their rows are the optimizer's own (its shard's).
 pub fn declare(config: &Config, n: usize) -> Layout {
     let update_freq = usize::try_from(config.update_freq).unwrap_or(usize::MAX);
     let mut dims = Dims::new(n, update_freq, config.symmetrize);

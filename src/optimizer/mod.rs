@@ -81,7 +81,7 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
             if n == 0 {
                 return Err(Error::invalid("ndim = 0; expected ndim >= 1"));
             }
-            let backend = Cpu::new(n, config.threads);
+            let backend = Cpu::new(n, config.threads.count(n));
             return Optimizer::new(config, backend);
         }
         let global = config.global_ndim.unwrap_or(n as u64);
@@ -116,7 +116,8 @@ impl<B: Backend + 'static> Optimizer<B> {
     pub fn new(config: Config, backend: B) -> Result<Self> {
         let curvature = curvature::build(&config.curvature, config.symmetrize)?;
         let n = backend.ndim();
-        let layout = layout::declare(&config, n);
+        // Caps at n (k ≤ n) are global; the n-sized buffers hold this shard's rows.
+        let layout = layout::declare(&config, backend.global_ndim());
         if layout
             .vector_bytes(n, crate::elem::ElemType::from(config.dtype))
             .is_none()
