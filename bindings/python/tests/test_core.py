@@ -421,6 +421,29 @@ def test_state_layout_describes_the_saved_buffers():
         assert window.bytes < len(blob) <= opt.state_bound()
 
 
+def test_a_one_rank_shard_equals_the_unsharded_optimizer():
+    # A single rank: the all-reduce has nothing to add, but every reduction goes through it.
+    calls = []
+    plain = Optimizer("basis=ggt(history_size=4)", N)
+    sharded = Optimizer(f"basis=ggt(history_size=4); global_ndim={N}; shard_offset=0", N)
+    sharded.set_allreduce(lambda buf: calls.append(buf.size))
+    x, y = np.ones(N, np.float32), np.ones(N, np.float32)
+    for _ in range(5):
+        plain.step(x, grad(x))
+        sharded.step(y, grad(y))
+    np.testing.assert_array_equal(x, y)
+    assert sum(calls) > 0  # every reduction went through it (some are empty on the first step)
+
+    def broken(buf):
+        raise RuntimeError("network down")
+    sharded.set_allreduce(broken)
+    before = y.copy()
+    with pytest.raises(LREError) as info:
+        sharded.step(y, grad(y))
+    assert info.value.status == Status.LRE_ERR_CALLBACK
+    np.testing.assert_array_equal(y, before)
+
+
 def test_close_is_idempotent_and_final():
     with Optimizer(n=N) as opt:
         pass

@@ -32,6 +32,7 @@ class lre_buffer_info(ctypes.Structure):
 
 HVP_F32 = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_float), POINTER(c_float), c_size_t)
 HVP_F64 = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_double), POINTER(c_double), c_size_t)
+ALLREDUCE = ctypes.CFUNCTYPE(c_int32, POINTER(c_double), c_size_t, c_void_p)
 
 _status = c_int32
 _f32p, _f64p, _u8p = POINTER(c_float), POINTER(c_double), POINTER(c_uint8)
@@ -59,6 +60,7 @@ SIGNATURES = {
         _status, [OptPtr, POINTER(lre_buffer_info), c_size_t, POINTER(c_size_t)]),
     "lre_optimizer_component": (
         _status, [OptPtr, c_char_p, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "lre_optimizer_set_allreduce": (_status, [OptPtr, ALLREDUCE, c_void_p]),
     "lre_optimizer_step_f32": (_status, [OptPtr, _f32p, _f32p, HVP_F32, c_void_p]),
     "lre_optimizer_step_f64": (_status, [OptPtr, _f64p, _f64p, HVP_F64, c_void_p]),
     "lre_optimizer_begin_f32": (_status, [OptPtr, _f32p, POINTER(c_size_t)]),

@@ -244,6 +244,26 @@ class Optimizer:
             for b in self._read(_lib.lre_optimizer_state_layout, _library.lre_buffer_info)
         ]
 
+    def set_allreduce(self, allreduce: Callable[[np.ndarray], None]) -> None:
+        """Sharded mode (spec keys `global_ndim`, `shard_offset`): `allreduce(buf)` must sum the
+        float64 array `buf` in place across all ranks, giving every rank the same bits (e.g.
+        mpi4py's reduce to rank 0, then broadcast). An exception in it fails the step with
+        LRE_ERR_CALLBACK (this rank's params and state unchanged); the exception itself is not
+        re-raised."""
+        if not callable(allreduce):
+            raise TypeError(f"allreduce must be callable, got {type(allreduce).__name__}")
+
+        def callback(buf, length, _user):
+            try:
+                allreduce(np.ctypeslib.as_array(buf, (length,)))
+                return 0
+            except Exception:  # must not unwind through the library
+                return 1
+
+        c_callback = _library.ALLREDUCE(callback)
+        _check(_lib.lre_optimizer_set_allreduce(self._ptr, c_callback, None))
+        self._allreduce = c_callback  # the library calls it during later steps
+
     def chain_push(self, component: str) -> None:
         """Appends an inner optimizer (e.g. "lion") to the chain; before the first step only."""
         _check(_lib.lre_optimizer_chain_push(self._ptr, component.encode()))
