@@ -36,7 +36,7 @@ fn shuffled(len: usize, rng: &mut Rng) -> Vec<usize> {
 impl Minibatch {
     pub fn new(data: Dataset) -> Self {
         let order = shuffled(data.labels.len(), &mut Rng(0x5eed));
-        let held_out = |position: usize| position % TEST_EVERY == 0;
+        let held_out = |position: usize| position.is_multiple_of(TEST_EVERY);
         let pick = |test: bool| -> Vec<usize> {
             (0..order.len())
                 .filter(|&p| held_out(p) == test)

@@ -60,6 +60,9 @@ pub fn state(c: &Component, dims: &Dims) -> Layout {
         .f64s("y", pairs)
 }
 
+/// A stored (s, y).
+type Pair = (Vec<f64>, Vec<f64>);
+
 /// What the previous step saw and did.
 #[derive(Clone, Debug, PartialEq)]
 struct Previous {
@@ -73,7 +76,7 @@ pub struct Lbfgs {
     max_growth: Option<f64>,
     previous: Option<Previous>,
     /// (s, y), oldest first.
-    pairs: Vec<(Vec<f64>, Vec<f64>)>,
+    pairs: Vec<Pair>,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -120,7 +123,10 @@ impl Lbfgs {
         };
         let mut step = self.apply_inverse(u);
         if let Some(growth) = self.max_growth {
-            let (norm, cap) = (dot(&step, &step).sqrt(), growth * dot(&prev.step, &prev.step).sqrt());
+            let (norm, cap) = (
+                dot(&step, &step).sqrt(),
+                growth * dot(&prev.step, &prev.step).sqrt(),
+            );
             if norm > cap {
                 step.iter_mut().for_each(|v| *v *= cap / norm);
             }
@@ -178,8 +184,11 @@ impl Inner for Lbfgs {
         enc.put("u_prev", &[k], &prev.u);
         enc.put("step_prev", &[k], &prev.step);
         if !self.pairs.is_empty() {
-            let flat = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| -> Vec<f64> {
-                self.pairs.iter().flat_map(|p| pick(p).iter().copied()).collect()
+            let flat = |pick: fn(&Pair) -> &Vec<f64>| -> Vec<f64> {
+                self.pairs
+                    .iter()
+                    .flat_map(|p| pick(p).iter().copied())
+                    .collect()
             };
             enc.put("s", &[self.pairs.len(), k], &flat(|p| &p.0));
             enc.put("y", &[self.pairs.len(), k], &flat(|p| &p.1));
@@ -215,7 +224,7 @@ mod tests {
 
     /// The dense BFGS inverse update from H₀ = γI over the pairs, oldest first:
     /// H ← (I − ρ·s·yᵀ)·H·(I − ρ·y·sᵀ) + ρ·s·sᵀ with ρ = 1/sᵀy.
-    fn dense_inverse(pairs: &[(Vec<f64>, Vec<f64>)], k: usize) -> Mat<f64> {
+    fn dense_inverse(pairs: &[Pair], k: usize) -> Mat<f64> {
         let (s_new, y_new) = pairs.last().unwrap();
         let gamma = dot(s_new, y_new) / dot(y_new, y_new);
         let mut h = Mat::from_fn(k, k, |i, j| if i == j { gamma } else { 0.0 });
@@ -259,7 +268,10 @@ mod tests {
         let h = dense_inverse(&inner.pairs, 3);
         for i in 0..3 {
             let expected: f64 = (0..3).map(|j| h[(i, j)] * g[j]).sum();
-            assert!((u[i] - expected).abs() < 1e-12 * expected.abs().max(1.0), "{u:?}");
+            assert!(
+                (u[i] - expected).abs() < 1e-12 * expected.abs().max(1.0),
+                "{u:?}"
+            );
         }
         let (s, y) = inner.pairs.last().unwrap();
         let hy = inner.apply_inverse(y);
