@@ -1,9 +1,12 @@
-//! Convergence benchmark: LRE configurations against Adam on five small full-batch problems,
-//! each configuration with its best learning rate from the same grid. Reports the final loss
-//! and the steps each needs to reach Adam's final loss, as Markdown tables, and writes the best
+//! Convergence benchmark: LRE configurations against Adam on five small full-batch problems and
+//! one minibatch problem, each configuration with its best learning rate from the same grid, and
+//! scipy's L-BFGS-B on the full-batch ones (`benches/data/lbfgs.py`; skipped without scipy).
+//! Reports the final loss and the steps and gradient evaluations each needs to reach Adam's
+//! final loss, as Markdown tables, then the goal lines, and writes the best
 //! runs' loss curves to `target/bench/convergence.csv` (`python3 benches/plot_convergence.py`
 //! draws them into docs/img/).
 //!
+//!     pip install -r benches/requirements.txt               # scikit-learn, scipy, matplotlib
 //!     python3 benches/data/export_digits.py                # once: the digits data (scikit-learn)
 //!     cargo bench --bench convergence                      # every task (a few minutes)
 //!     cargo bench --bench convergence -- quadratic mlp     # only these tasks (by id)
