@@ -48,11 +48,13 @@ def read_curves(path: Path) -> dict:
 def plot_task(task: str, uses_excess: bool, curves: dict, out: Path) -> None:
     fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
     for config, curve in curves.items():
-        (line,) = by_step.plot(curve.steps, curve.values, label=f"{config} (lr={curve.lr:g})", linewidth=1.2)
+        # L-BFGS-B rows have no lr (NaN in the CSV); their steps are gradient evaluations.
+        label = config if curve.lr != curve.lr else f"{config} (lr={curve.lr:g})"
+        (line,) = by_step.plot(curve.steps, curve.values, label=label, linewidth=1.2)
         timed = [(t, v) for t, v in zip(curve.seconds, curve.values) if t > 0]
         by_time.plot(*zip(*timed), color=line.get_color(), linewidth=1.2)
     by_time.set_xscale("log")
-    for ax, xlabel in ((by_step, "step"), (by_time, "wall time (s)")):
+    for ax, xlabel in ((by_step, "step (L-BFGS-B: gradient evaluation)"), (by_time, "wall time (s)")):
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss − f*" if uses_excess else "loss")

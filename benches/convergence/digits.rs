@@ -19,6 +19,15 @@ pub fn digits_csv() -> PathBuf {
 
 /// The digits task, or why it cannot run (the file is missing or malformed).
 pub fn digits_logistic() -> Result<Logistic, String> {
+    Ok(Logistic::new(
+        "digits",
+        "digits logistic regression (scikit-learn)",
+        digits_dataset()?,
+    ))
+}
+
+/// The digits data, or why it cannot be read.
+pub fn digits_dataset() -> Result<Dataset, String> {
     let path = digits_csv();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
@@ -27,12 +36,7 @@ pub fn digits_logistic() -> Result<Logistic, String> {
             path.display()
         )
     })?;
-    let data = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Logistic::new(
-        "digits",
-        "digits logistic regression (scikit-learn)",
-        data,
-    ))
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Rows of 64 features and a label; a first line that does not parse as numbers is a header.

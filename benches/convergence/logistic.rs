@@ -80,7 +80,7 @@ impl Logistic {
 }
 
 /// Softmax of `logits` in place; returns logsumexp.
-fn softmax(logits: &mut [f64]) -> f64 {
+pub fn softmax(logits: &mut [f64]) -> f64 {
     let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for s in logits.iter_mut() {

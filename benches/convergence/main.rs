@@ -1,9 +1,12 @@
-//! Convergence benchmark: LRE configurations against Adam on five small full-batch problems,
-//! each configuration with its best learning rate from the same grid. Reports the final loss
-//! and the steps each needs to reach Adam's final loss, as Markdown tables, and writes the best
+//! Convergence benchmark: LRE configurations against Adam on five small full-batch problems and
+//! one minibatch problem, each configuration with its best learning rate from the same grid, and
+//! scipy's L-BFGS-B on the full-batch ones (`benches/data/lbfgs.py`; skipped without scipy).
+//! Reports the final loss and the steps and gradient evaluations each needs to reach Adam's
+//! final loss, as Markdown tables, then the goal lines, and writes the best
 //! runs' loss curves to `target/bench/convergence.csv` (`python3 benches/plot_convergence.py`
 //! draws them into docs/img/).
 //!
+//!     pip install -r benches/requirements.txt               # scikit-learn, scipy, matplotlib
 //!     python3 benches/data/export_digits.py                # once: the digits data (scikit-learn)
 //!     cargo bench --bench convergence                      # every task (a few minutes)
 //!     cargo bench --bench convergence -- quadratic mlp     # only these tasks (by id)
@@ -14,8 +17,12 @@
 //! is skipped with a note, so it joins the tables once it lands.
 
 mod collinear;
+mod dense;
 mod digits;
+mod goals;
+mod lbfgs;
 mod logistic;
+mod minibatch;
 mod mlp;
 mod newton;
 mod quadratic;
@@ -30,20 +37,20 @@ use std::path::PathBuf;
 use task::Task;
 
 /// An optimizer configuration: its name in the tables and its spec (without lr).
-struct Configuration {
-    name: &'static str,
-    spec: &'static str,
+pub struct Configuration {
+    pub name: &'static str,
+    pub spec: &'static str,
 }
 
 /// The first entry is the baseline: `basis=identity; chain=[adam]` is plain Adam. The second
-/// is LRE's default configuration, the subject of the goals.
-const CONFIGURATIONS: [Configuration; 6] = [
+/// is LRE's default configuration (the reference's recommended one), the subject of the goals.
+pub const CONFIGURATIONS: [Configuration; 9] = [
     Configuration {
         name: "Adam",
         spec: "basis=identity; chain=[adam]",
     },
     Configuration {
-        name: "LRE default",
+        name: DEFAULT,
         spec: "",
     },
     Configuration {
@@ -67,14 +74,35 @@ const CONFIGURATIONS: [Configuration; 6] = [
         name: "lion",
         spec: "chain=[lion]",
     },
+    // (s, y) pairs: L-BFGS on the full gradient, one gradient per step and no line search.
+    Configuration {
+        name: SECOND_ORDER,
+        spec: "basis=identity; chain=[lbfgs(memory=100)]",
+    },
+    Configuration {
+        name: "lbfgs(memory=10)",
+        spec: "basis=identity; chain=[lbfgs(memory=10)]",
+    },
+    // The same pairs in the default's basis (the window of 100 gradients).
+    Configuration {
+        name: "ggt + lbfgs",
+        spec: "chain=[lbfgs(memory=100)]",
+    },
 ];
+
+/// The reference's recommended configuration (LRE's default).
+pub const DEFAULT: &str = "LRE default";
+/// The documented second-order configuration for deterministic problems.
+pub const SECOND_ORDER: &str = "lbfgs(memory=100)";
+/// The L-BFGS-B reference rows: memory sizes.
+const LBFGS_MEMORY: [(usize, &str); 2] = [(10, "L-BFGS-B m=10"), (100, "L-BFGS-B m=100")];
 
 /// The learning rates every configuration tries on every task. It brackets Adam's best on every
 /// task; the default configuration's best is often its top value, Lion's its bottom one.
 const GRID: [f64; 5] = [0.01, 0.03, 0.1, 0.3, 1.0];
 const STEPS: usize = 1000;
 
-/// Every task; digits is left out with a note when its CSV is missing.
+/// Every task; the digits tasks are left out with a note when the CSV is missing.
 fn tasks() -> Vec<Box<dyn Task>> {
     let mut list: Vec<Box<dyn Task>> = vec![
         Box::new(quadratic::RotatedQuadratic::new(384, 1e6, 1)),
@@ -86,11 +114,16 @@ fn tasks() -> Vec<Box<dyn Task>> {
         Err(why) => println!("note: skipping the digits task: {why}\n"),
     }
     list.push(Box::new(mlp::Mlp::new(3)));
+    match digits::digits_dataset() {
+        Ok(data) => list.push(Box::new(minibatch::Minibatch::new(data))),
+        Err(why) => println!("note: skipping the minibatch task: {why}\n"),
+    }
     list
 }
 
-/// Every available configuration's sweep on one task, printing notes for skipped ones.
-fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize) -> Vec<Entry> {
+/// Every available configuration's sweep on one task, printing notes for skipped ones, then
+/// (full runs of deterministic tasks only) the L-BFGS-B rows.
+fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize, quick: bool) -> Vec<Entry> {
     let n = task.init().len();
     let mut entries = Vec::new();
     for config in &CONFIGURATIONS {
@@ -110,34 +143,20 @@ fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize) -> Vec<Entr
             best,
         });
     }
-    entries
-}
-
-/// Steps the default configuration and Adam need to reach Adam's final loss on one task.
-struct Goal {
-    task: &'static str,
-    default_steps: Option<usize>,
-    adam_steps: Option<usize>,
-}
-
-impl Goal {
-    fn line(&self) -> String {
-        match (self.default_steps, self.adam_steps) {
-            (Some(lre), Some(adam)) => {
-                let ratio = lre as f64 / adam.max(1) as f64;
-                let verdict = if ratio <= 0.5 { "met" } else { "NOT met" };
-                format!(
-                    "{}: LRE default {lre} steps, Adam {adam} steps to Adam's final loss: ratio {ratio:.2} (goal ≤ 0.50: {verdict})",
-                    self.task
-                )
-            }
-            (None, Some(adam)) => format!(
-                "{}: LRE default never reaches Adam's final loss (Adam: {adam} steps; goal NOT met)",
-                self.task
-            ),
-            _ => format!("{}: no result (diverged at every lr)", self.task),
+    if quick || task.seeds() > 1 {
+        return entries;
+    }
+    for (memory, name) in LBFGS_MEMORY {
+        match lbfgs::lbfgs(task, memory, steps) {
+            Ok(run) => entries.push(Entry {
+                config: name,
+                runs: vec![run],
+                best: Some(0),
+            }),
+            Err(why) => println!("note: skipping {name}: {why}\n"),
         }
     }
+    entries
 }
 
 fn main() {
@@ -153,10 +172,11 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     println!(
-        "LRE convergence benchmark: f32, full batch, {steps} steps, best lr of {grid:?} per configuration\n"
+        "LRE convergence benchmark: f32, {steps} steps, best lr of {grid:?} per configuration\n"
     );
+    let started = std::time::Instant::now();
     let mut csv = String::new();
-    let mut goals = Vec::new();
+    let mut results = Vec::new();
     for task in tasks() {
         let task = task.as_ref();
         if !filters.is_empty() && !filters.iter().any(|f| f == task.id()) {
@@ -170,7 +190,7 @@ fn main() {
             task.hvp_kind(),
             minimum.map_or("unknown".into(), |m| format!("{m:.7}"))
         );
-        let entries = sweep_configurations(task, grid, steps);
+        let entries = sweep_configurations(task, grid, steps, quick);
         let adam = entries[0]
             .best_run()
             .expect("Adam converges at some lr of the grid");
@@ -181,24 +201,14 @@ fn main() {
             report::grid_table(&entries, grid)
         );
         report::csv_rows(task.id(), minimum, &entries, &mut csv);
-        goals.push(Goal {
+        results.push(goals::TaskResult {
             task: task.id(),
-            default_steps: entries[1].best_run().and_then(|r| r.steps_to(target)),
-            adam_steps: adam.steps_to(target),
+            stochastic: task.seeds() > 1,
+            target,
+            entries,
         });
     }
-    let caveat = if quick {
-        "; quick run, not meaningful"
-    } else {
-        ""
-    };
-    println!("Goals (LRE default ≤ 50% of Adam's steps to Adam's final loss{caveat}):");
-    for id in ["quadratic", "digits"] {
-        match goals.iter().find(|g| g.task == id) {
-            Some(goal) => println!("  {}", goal.line()),
-            None => println!("  {id}: not run"),
-        }
-    }
+    goals::print(&results, quick);
     let name = if quick {
         "convergence-quick.csv"
     } else {
@@ -209,4 +219,5 @@ fn main() {
         .join(name);
     report::write_csv(&path, &csv).expect("write the CSV");
     println!("\nloss curves of the best runs: {}", path.display());
+    println!("benchmark time: {:.0} s", started.elapsed().as_secs_f64());
 }

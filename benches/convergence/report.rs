@@ -24,18 +24,19 @@ fn steps_cell(step: Option<usize>) -> String {
     step.map_or("never".into(), |s| s.to_string())
 }
 
-/// | configuration | best lr | final loss | f − f* | steps to Adam's final loss | … | wall time |
-/// (f − f* is "—" when the task's minimum is unknown).
+/// | configuration | best lr | final loss | f − f* | steps to Adam's final loss | evaluations
+/// to it | … | test accuracy | wall time | (f − f* is "—" when the task's minimum is unknown;
+/// L-BFGS-B has no lr).
 pub fn task_table(entries: &[Entry], target: f64, minimum: Option<f64>) -> String {
     let mut out = String::from(
-        "| configuration | best lr | final loss | final loss − f* | steps to Adam's final loss | seconds to it | wall time (s) |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| configuration | best lr | final loss | final loss − f* | steps to Adam's final loss | gradient evaluations to it (HVPs counted) | seconds to it | test accuracy | wall time (s) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for entry in entries {
         let Some(run) = entry.best_run() else {
             writeln!(
                 out,
-                "| {} | — | diverged at every lr | — | never | — | — |",
+                "| {} | — | diverged at every lr | — | never | never | — | — | — |",
                 entry.config
             )
             .unwrap();
@@ -44,13 +45,20 @@ pub fn task_table(entries: &[Entry], target: f64, minimum: Option<f64>) -> Strin
         let reached = run.steps_to(target);
         writeln!(
             out,
-            "| {} | {} | {:.4e} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {:.4e} | {} | {} | {} | {} | {} | {:.2} |",
             entry.config,
-            run.lr,
+            if run.lr.is_nan() {
+                "—".into()
+            } else {
+                run.lr.to_string()
+            },
             run.final_loss(),
             minimum.map_or("—".into(), |m| format!("{:.1e}", run.final_loss() - m)),
             steps_cell(reached),
+            steps_cell(run.evaluations_to(target)),
             reached.map_or("—".into(), |s| format!("{:.2}", run.seconds[s])),
+            run.accuracy
+                .map_or("—".into(), |a| format!("{:.1} %", 100.0 * a)),
             run.seconds.last().unwrap()
         )
         .unwrap();
@@ -67,7 +75,7 @@ pub fn grid_table(entries: &[Entry], grid: &[f64]) -> String {
     out.push_str("\n|---|");
     out.push_str(&"---|".repeat(grid.len()));
     out.push('\n');
-    for entry in entries {
+    for entry in entries.iter().filter(|e| e.runs.len() == grid.len()) {
         write!(out, "| {} |", entry.config).unwrap();
         for run in &entry.runs {
             write!(out, " {} |", run.summary()).unwrap();

@@ -9,12 +9,17 @@ use std::time::Instant;
 const DIVERGED: f64 = 1e3;
 
 /// The loss at every step and the seconds since the run began when it was measured; index s is
-/// the loss at the parameters after s steps.
+/// the loss at the parameters after s steps (for a stochastic task: smoothed, and the mean over
+/// its seeds).
 pub struct Run {
     pub lr: f64,
     pub losses: Vec<f64>,
     pub seconds: Vec<f64>,
     pub outcome: Outcome,
+    /// Gradient evaluations per step: 1 plus the Hessian-vector products.
+    pub evaluations_per_step: usize,
+    /// Held-out accuracy at the end (mean over seeds), for classifiers with a test split.
+    pub accuracy: Option<f64>,
 }
 
 pub enum Outcome {
@@ -33,6 +38,11 @@ impl Run {
     /// The first step whose loss is at or below `target`.
     pub fn steps_to(&self, target: f64) -> Option<usize> {
         self.losses.iter().position(|l| *l <= target)
+    }
+
+    /// Gradient evaluations (HVPs counted) until the loss is at or below `target`.
+    pub fn evaluations_to(&self, target: f64) -> Option<usize> {
+        self.steps_to(target).map(|s| s * self.evaluations_per_step)
     }
 
     /// Short description of how the run ended, for the per-lr table.
@@ -64,17 +74,58 @@ pub fn available(spec: &str, n: usize) -> Result<(), String> {
     }
 }
 
-/// Trains `spec` (f32) at `lr` for `steps` steps. Each step passes what the configuration's
-/// curvature asks for: Hessian-vector products from the task, the loss.
+/// Trains `spec` (f32) at `lr` for `steps` steps on every seed of the task; the losses are
+/// smoothed over the task's window and averaged over the seeds. A seed that diverges or fails
+/// ends the run with its outcome.
 pub fn train(task: &dyn Task, spec: &str, lr: f64, steps: usize) -> Run {
-    let init = task.init();
+    let mut runs = Vec::new();
+    for seed in 0..task.seeds() {
+        let mut run = train_seed(task, spec, lr, steps, seed);
+        if !matches!(run.outcome, Outcome::Finished) {
+            return run;
+        }
+        run.losses = trailing_mean(&run.losses, task.smoothing());
+        runs.push(run);
+    }
+    let count = runs.len() as f64;
+    let mean = |pick: fn(&Run) -> &Vec<f64>| -> Vec<f64> {
+        (0..=steps)
+            .map(|i| runs.iter().map(|r| pick(r)[i]).sum::<f64>() / count)
+            .collect()
+    };
+    Run {
+        lr,
+        losses: mean(|r| &r.losses),
+        seconds: mean(|r| &r.seconds),
+        outcome: Outcome::Finished,
+        evaluations_per_step: runs[0].evaluations_per_step,
+        accuracy: runs[0]
+            .accuracy
+            .map(|_| runs.iter().filter_map(|r| r.accuracy).sum::<f64>() / count),
+    }
+}
+
+/// Entry i is the mean of `values` over the `window` entries ending at i (fewer at the start).
+fn trailing_mean(values: &[f64], window: usize) -> Vec<f64> {
+    (0..values.len())
+        .map(|i| {
+            let part = &values[(i + 1).saturating_sub(window)..=i];
+            part.iter().sum::<f64>() / part.len() as f64
+        })
+        .collect()
+}
+
+/// One seed's run. Each step passes what the configuration's curvature asks for:
+/// Hessian-vector products from the task, the loss.
+fn train_seed(task: &dyn Task, spec: &str, lr: f64, steps: usize, seed: u64) -> Run {
+    let init = task.init_seeded(seed);
     let n = init.len();
     let mut opt =
         CpuOptimizer::<f32>::from_spec(&spec_with_lr(spec, lr), n).expect("available spec");
     let needs = opt.requirements();
     assert!(
         !needs.samples,
-        "per-sample curvatures need a batch step; the benchmark tasks give full-batch gradients"
+        "per-sample curvatures need a batch step; the benchmark tasks give summed gradients"
     );
     let mut x: Vec<f32> = init.iter().map(|v| *v as f32).collect();
     let mut x64 = init;
@@ -86,11 +137,13 @@ pub fn train(task: &dyn Task, spec: &str, lr: f64, steps: usize) -> Run {
         losses: Vec::with_capacity(steps + 1),
         seconds: Vec::with_capacity(steps + 1),
         outcome: Outcome::Finished,
+        evaluations_per_step: 1 + needs.probes,
+        accuracy: None,
     };
     let start = Instant::now();
     for step in 0..=steps {
         x64.iter_mut().zip(&x).for_each(|(d, s)| *d = f64::from(*s));
-        let loss = task.loss_grad(&x64, &mut g64);
+        let loss = task.step_loss_grad(seed, step, &x64, &mut g64);
         run.losses.push(loss);
         run.seconds.push(start.elapsed().as_secs_f64());
         if !loss.is_finite() || loss > DIVERGED * run.losses[0].abs().max(1e-30) {
@@ -98,6 +151,7 @@ pub fn train(task: &dyn Task, spec: &str, lr: f64, steps: usize) -> Run {
             break;
         }
         if step == steps {
+            run.accuracy = task.test_accuracy(&x64);
             break;
         }
         g32.iter_mut().zip(&g64).for_each(|(d, s)| *d = *s as f32);
@@ -107,7 +161,7 @@ pub fn train(task: &dyn Task, spec: &str, lr: f64, steps: usize) -> Run {
         let stepped = if needs.probes > 0 {
             opt.step_with_hvp(&mut x, &g32, |v, hv| {
                 v64.iter_mut().zip(v).for_each(|(d, s)| *d = f64::from(*s));
-                task.hvp(&x64, &v64, &mut hv64);
+                task.step_hvp(seed, step, &x64, &v64, &mut hv64);
                 hv.iter_mut().zip(&hv64).for_each(|(d, s)| *d = *s as f32);
                 true
             })

@@ -4,7 +4,9 @@
 //! Tasks evaluate the loss, gradient and H·v in f64 from the optimizer's f32 parameters, so the
 //! reported losses and the finite differences are not limited by f32 rounding in the model.
 
-/// A deterministic problem: a starting point, loss + gradient, and Hessian-vector products.
+/// A problem: a starting point, loss + gradient, and Hessian-vector products. Deterministic
+/// problems give the full-batch values at every step; a stochastic one overrides the `step_*`
+/// methods with a minibatch's, runs several seeds and smooths the losses it reports.
 pub trait Task: Sync {
     /// Short name, used in the CSV and in plot file names (`convergence-<id>.png`).
     fn id(&self) -> &'static str;
@@ -15,7 +17,7 @@ pub trait Task: Sync {
     fn loss_grad(&self, x: &[f64], grad: &mut [f64]) -> f64;
     /// Writes H(x)·v into `hv`. The default is a central difference of the gradient.
     fn hvp(&self, x: &[f64], v: &[f64], hv: &mut [f64]) {
-        finite_difference_hvp(self, x, v, hv);
+        finite_difference_hvp(|p, g| self.loss_grad(p, g), x, v, hv);
     }
     /// How `hvp` is computed, for the report.
     fn hvp_kind(&self) -> &'static str {
@@ -25,10 +27,40 @@ pub trait Task: Sync {
     fn minimum(&self) -> Option<f64> {
         None
     }
+    /// Independent repetitions (initial point and minibatch order); the tables average them.
+    fn seeds(&self) -> u64 {
+        1
+    }
+    /// The starting point of repetition `seed`.
+    fn init_seeded(&self, _seed: u64) -> Vec<f64> {
+        self.init()
+    }
+    /// The loss and gradient the optimizer gets at `step` of repetition `seed`.
+    fn step_loss_grad(&self, _seed: u64, _step: usize, x: &[f64], grad: &mut [f64]) -> f64 {
+        self.loss_grad(x, grad)
+    }
+    /// The Hessian-vector product the optimizer gets at `step` of repetition `seed`.
+    fn step_hvp(&self, _seed: u64, _step: usize, x: &[f64], v: &[f64], hv: &mut [f64]) {
+        self.hvp(x, v, hv)
+    }
+    /// The reported loss at a step is the mean over this many steps ending there.
+    fn smoothing(&self) -> usize {
+        1
+    }
+    /// Held-out accuracy at `x`, for classifiers with a test split.
+    fn test_accuracy(&self, _x: &[f64]) -> Option<f64> {
+        None
+    }
 }
 
 /// H·v ≈ (∇f(x + εv) − ∇f(x − εv)) / 2ε with ε = 1e-5·(1 + ‖x‖)/‖v‖ (f64 throughout).
-pub fn finite_difference_hvp<T: Task + ?Sized>(task: &T, x: &[f64], v: &[f64], hv: &mut [f64]) {
+/// `gradient(x, g)` writes ∇f(x) into g (and returns anything).
+pub fn finite_difference_hvp<R>(
+    gradient: impl Fn(&[f64], &mut [f64]) -> R,
+    x: &[f64],
+    v: &[f64],
+    hv: &mut [f64],
+) {
     let v_norm = norm(v);
     if v_norm == 0.0 {
         hv.fill(0.0);
@@ -38,8 +70,8 @@ pub fn finite_difference_hvp<T: Task + ?Sized>(task: &T, x: &[f64], v: &[f64], h
     let shifted =
         |sign: f64| -> Vec<f64> { x.iter().zip(v).map(|(a, b)| a + sign * eps * b).collect() };
     let mut minus = vec![0.0; x.len()];
-    task.loss_grad(&shifted(1.0), hv);
-    task.loss_grad(&shifted(-1.0), &mut minus);
+    gradient(&shifted(1.0), hv);
+    gradient(&shifted(-1.0), &mut minus);
     hv.iter_mut()
         .zip(&minus)
         .for_each(|(p, m)| *p = (*p - m) / (2.0 * eps));
@@ -146,7 +178,7 @@ pub fn check_derivatives(task: &dyn Task) {
         let mut hv = vec![0.0; n];
         task.hvp(&x, &v, &mut hv);
         let mut reference = vec![0.0; n];
-        finite_difference_hvp(task, &x, &v, &mut reference);
+        finite_difference_hvp(|p, g| task.loss_grad(p, g), &x, &v, &mut reference);
         let diff: Vec<f64> = hv.iter().zip(&reference).map(|(a, b)| a - b).collect();
         let err = norm(&diff) / norm(&reference).max(1e-12);
         assert!(

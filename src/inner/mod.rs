@@ -144,7 +144,7 @@ family! {
     }];
     members: adam, full_matrix_adam, hutchinson_adam, full_matrix_hutchinson_adam,
         full_matrix_bfgs_adam, cubic_adam, lion, ema, cautious, elementwise, clip_norm_by_ema,
-        l_inv, natural_gradient;
+        l_inv, natural_gradient, lbfgs;
     /// Creates the inner optimizer `c`.
     dispatch: pub fn build[](c: &Component) -> Result<Box<dyn Inner>>;
     /// The buffers inner optimizer `c` keeps at basis size `dims.rank`.

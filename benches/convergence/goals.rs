@@ -1,0 +1,143 @@
+//! The goal lines: each target with the numbers measured in this run and whether it is met.
+//! Costs are gradient evaluations to Adam's final loss (the best lr of each configuration),
+//! every Hessian-vector product counted as one more.
+
+use crate::report::Entry;
+use crate::{CONFIGURATIONS, DEFAULT, SECOND_ORDER};
+
+/// One task's entries and Adam's final loss (the target).
+pub struct TaskResult {
+    pub task: &'static str,
+    pub stochastic: bool,
+    pub target: f64,
+    pub entries: Vec<Entry>,
+}
+
+impl TaskResult {
+    /// Evaluations `config` needs to reach the target; None if it never does or did not run.
+    fn cost(&self, config: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .find(|e| e.config == config)?
+            .best_run()?
+            .evaluations_to(self.target)
+    }
+
+    /// The fewest evaluations of the L-BFGS-B rows, with the row's name.
+    fn lbfgs(&self) -> Option<(usize, &'static str)> {
+        self.entries
+            .iter()
+            .filter(|e| e.config.starts_with("L-BFGS-B"))
+            .filter_map(|e| Some((e.best_run()?.evaluations_to(self.target)?, e.config)))
+            .min()
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+fn cell(cost: Option<usize>) -> String {
+    cost.map_or("never".into(), |c| c.to_string())
+}
+
+/// `config` ≤ half of Adam's evaluations on every task: one line per task and a summary.
+fn half_of_adam(results: &[TaskResult], config: &str) {
+    let mut all = true;
+    for r in results {
+        let (lre, adam) = (r.cost(config), r.cost("Adam"));
+        let line = match (lre, adam) {
+            (Some(lre), Some(adam)) => {
+                let ratio = lre as f64 / adam.max(1) as f64;
+                all &= ratio <= 0.5;
+                format!(
+                    "{lre} vs Adam's {adam}: ratio {ratio:.2} ({})",
+                    verdict(ratio <= 0.5)
+                )
+            }
+            _ => {
+                all = false;
+                format!("{} vs Adam's {} (NOT met)", cell(lre), cell(adam))
+            }
+        };
+        println!("  {}: {config} {line}", r.task);
+    }
+    println!(
+        "  => {config} ≤ 0.50 of Adam's evaluations on every task: {}",
+        verdict(all)
+    );
+}
+
+/// Item 3's rule for replacing the default: fewer evaluations than the default on at least 5 of
+/// the 6 tasks, and more than 10 % more on none.
+fn new_default_rule(results: &[TaskResult]) {
+    for config in CONFIGURATIONS.iter().skip(2) {
+        let (mut wins, mut losses) = (0, Vec::new());
+        for r in results {
+            match (r.cost(config.name), r.cost(DEFAULT)) {
+                (Some(c), Some(d)) if c < d => wins += 1,
+                (Some(c), Some(d)) if c as f64 > 1.1 * d as f64 => losses.push(r.task),
+                (None, Some(_)) => losses.push(r.task),
+                (Some(_), None) => wins += 1,
+                _ => {}
+            }
+        }
+        let met = wins >= 5 && losses.is_empty();
+        println!(
+            "  {}: fewer evaluations than the default on {wins}/{}, > 10 % more on {:?} ({})",
+            config.name,
+            results.len(),
+            losses,
+            verdict(met)
+        );
+    }
+}
+
+/// Item 4: the second-order configuration within 1.5× L-BFGS-B's evaluations on quadratic,
+/// Rosenbrock, collinear and digits, and reaching Adam's final loss on all deterministic tasks.
+fn second_order(results: &[TaskResult]) {
+    let mut all = true;
+    for r in results.iter().filter(|r| !r.stochastic) {
+        let ours = r.cost(SECOND_ORDER);
+        let within = ["quadratic", "rosenbrock", "collinear", "digits"].contains(&r.task);
+        let line = match (ours, r.lbfgs()) {
+            (Some(c), Some((l, name))) if within => {
+                let ratio = c as f64 / l.max(1) as f64;
+                all &= ratio <= 1.5;
+                format!(
+                    "{c} vs {name}'s {l}: ratio {ratio:.2} (≤ 1.5: {})",
+                    verdict(ratio <= 1.5)
+                )
+            }
+            (Some(c), lbfgs) => format!(
+                "{c} (L-BFGS-B: {}; converges: met)",
+                lbfgs.map_or("never or not run".into(), |(l, name)| format!("{name} {l}"))
+            ),
+            (None, _) => {
+                all = false;
+                "never reaches Adam's final loss (NOT met)".into()
+            }
+        };
+        println!("  {}: {SECOND_ORDER} {line}", r.task);
+    }
+    println!("  => second-order goal: {}", verdict(all));
+}
+
+pub fn print(results: &[TaskResult], quick: bool) {
+    let caveat = if quick {
+        " (quick run, not meaningful)"
+    } else {
+        ""
+    };
+    println!(
+        "Goals{caveat}: gradient evaluations (HVPs counted) to Adam's final loss, best lr of each.\n"
+    );
+    println!("Item 3 target, the default ≤ 0.50 of Adam's evaluations on every task:");
+    half_of_adam(results, DEFAULT);
+    println!(
+        "\nItem 3 rule for a new default (beats the default on ≥ 5 of 6 tasks, > 10 % worse on none):"
+    );
+    new_default_rule(results);
+    println!("\nItem 4, the second-order configuration ({SECOND_ORDER}):");
+    second_order(results);
+}
