@@ -109,6 +109,11 @@ fn second_order(results: &[TaskResult]) {
                     verdict(ratio <= 1.5)
                 )
             }
+            (Some(c), None) if within => {
+                // Without the reference row the goal cannot be judged met.
+                all = false;
+                format!("{c} (L-BFGS-B never reached Adam's loss or was not run: not evaluated)")
+            }
             (Some(c), lbfgs) => format!(
                 "{c} (L-BFGS-B: {}; converges: met)",
                 lbfgs.map_or("never or not run".into(), |(l, name)| format!("{name} {l}"))
