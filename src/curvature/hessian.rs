@@ -5,9 +5,10 @@
 
 use super::Approximation;
 use super::probes::Probes;
-use super::{Curvature, Declared, Observation, Observed, Requirements};
+use super::{Curvature, Declared, Observation, Observed, Requirements, Z_CHOICES};
 use crate::backend::Backend;
 use crate::component::Component;
+use crate::component::{ParamSpec, boolean, word};
 use crate::correction::Correction;
 use crate::error::Result;
 use crate::rng::Rng;
@@ -36,6 +37,18 @@ pub trait Rule<B: Backend>: Send {
 
     /// Bytes of n-sized buffers held.
     fn bytes(&self, be: &B) -> usize;
+}
+
+/// The probe of the quasi-Newton curvatures (bfgs, sr1): the previous step, s.
+pub const Z_STEP: ParamSpec = word("z", "s", Z_CHOICES, "probe vector (s: the previous step)");
+
+/// Whether probes are projected off the current basis (every Hessian curvature has it).
+pub const fn orthogonalize(default: bool) -> ParamSpec {
+    boolean(
+        "orthogonalize",
+        default,
+        "project probes off the current basis",
+    )
 }
 
 /// The state every Hessian curvature keeps: the points x_now and x_prev. A correction has at

@@ -10,8 +10,8 @@ use crate::error::Result;
 use crate::component::ComponentSpec;
 use crate::state::layout::Dims;
 use super::{Curvature, Declared, Z_CHOICES};
-use super::hessian::Hessian;
-use crate::component::{Component, boolean, word};
+use super::hessian::{Hessian, orthogonalize};
+use crate::component::{Component, word};
 
 /// The component(s) this file implements.
 pub static COMPONENTS: [ComponentSpec; 1] = [
@@ -19,11 +19,7 @@ pub static COMPONENTS: [ComponentSpec; 1] = [
         name: "full_hutchinson_hessian",
         params: &[
             word("z", "rademacher", Z_CHOICES, "probe vector distribution"),
-            boolean(
-                "orthogonalize",
-                false,
-                "project probes off the current basis",
-            ),
+            orthogonalize(false),
         ],
         summary: "Hessian from one Hessian-vector product per update (correction Hz·zᵀ)",
     },

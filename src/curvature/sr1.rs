@@ -12,21 +12,17 @@ use crate::component::Component;
 use crate::error::Result;
 use crate::component::ComponentSpec;
 use crate::state::layout::Dims;
-use super::{Curvature, Declared, Z_CHOICES};
-use super::hessian::Hessian;
-use crate::component::{Range, boolean, float, word};
+use super::{Curvature, Declared};
+use super::hessian::{Hessian, Z_STEP, orthogonalize};
+use crate::component::{Range, boolean, float};
 
 /// The component(s) this file implements.
 pub static COMPONENTS: [ComponentSpec; 1] = [
     ComponentSpec {
         name: "sr1",
         params: &[
-            word("z", "s", Z_CHOICES, "probe vector (s: the previous step)"),
-            boolean(
-                "orthogonalize",
-                true,
-                "project probes off the current basis",
-            ),
+            Z_STEP,
+            orthogonalize(true),
             float(
                 "tol",
                 1e-16,

@@ -1,7 +1,6 @@
 //! The optimizer's declared state: its own buffers, then the curvature's, the basis's and each
 //! chain member's, under the names `save_state` writes them with (docs/state-format.md).
 
-use crate::elem::ElemType;
 use crate::spec::Config;
 use crate::state::layout::{Dims, Layout};
 use crate::{basis, curvature, inner};
@@ -30,9 +29,4 @@ pub fn declare(config: &Config, n: usize) -> Layout {
         layout = layout.nest(&format!("chain/{i}"), inner::state(member, &dims));
     }
     layout
-}
-
-/// The most bytes `save_state` can write for this configuration and n.
-pub fn state_bound(config: &Config, n: usize) -> crate::error::Result<usize> {
-    declare(config, n).blob_bound(n, ElemType::from(config.dtype), config.to_string().len())
 }

@@ -10,7 +10,7 @@ mod layout;
 mod step;
 
 pub use approximation::Current;
-pub use layout::{declare, state_bound};
+pub use layout::declare;
 
 use crate::backend::{AllReduce, Backend, Cpu, Reducer, Scalar, Shard};
 use crate::basis::{self, Basis};

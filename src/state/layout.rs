@@ -134,12 +134,6 @@ impl Layout {
         self
     }
 
-    /// Appends `other`'s buffers under their own names.
-    pub fn extend(mut self, other: Layout) -> Layout {
-        self.buffers.extend(other.buffers);
-        self
-    }
-
     /// The declaration of the buffer with this full name, if any.
     pub fn find(&self, name: &str) -> Option<&BufferDecl> {
         self.buffers.iter().find(|b| b.name == name)
