@@ -24,6 +24,8 @@ static const char *const SPECS[] = {
     "basis=ggt; chain=[adam]",
     "basis=eigen; chain=[adam]",
     "basis=random; chain=[adam]",
+    "basis=randomized_eigen(eig_tol=1e-4, update_damping=1e-4); chain=[adam]",
+    "basis=nystrom(eig_tol=1e-4, update_damping=1e-4); chain=[adam]",
     "curvature=full_hutchinson_hessian(z=gaussian); basis=eigen; chain=[adam]",
 };
 
