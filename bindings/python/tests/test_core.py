@@ -380,9 +380,14 @@ def test_params_chain_and_spec():
 def test_constructor_arguments():
     with pytest.raises(TypeError, match="needs n"):
         Optimizer("lr=0.1")
-    for n in (-1, 0, 2**64, 2**70):  # checked before any C call: size_t would wrap them
-        with pytest.raises(ValueError, match="n must be a positive integer below 2"):
+    for n in (-1, 2**64, 2**70):  # checked before any C call: size_t would wrap them
+        with pytest.raises(ValueError, match="n must be a non-negative integer below 2"):
             Optimizer("", n)
+    # Zero rows: a shard may hold none (sharded mode), an unsharded optimizer may not.
+    with pytest.raises(LREError, match="ndim = 0") as e:
+        Optimizer("", 0)
+    assert e.value.status == Status.LRE_ERR_INVALID_ARGUMENT
+    assert Optimizer("global_ndim=5; shard_offset=5", 0).n == 0
     # Representable but too large for the state: the library refuses it, naming n.
     with pytest.raises(LREError, match="ndim = 4611686018427387904") as e:
         Optimizer("", 2**62)

@@ -148,8 +148,8 @@ class Optimizer:
         if not isinstance(spec, str):
             raise TypeError(f"spec must be a str, got {type(spec).__name__}")
         n = operator.index(n)
-        if not 1 <= n < 2**64:  # size_t would wrap it
-            raise ValueError(f"n must be a positive integer below 2**64, got {n}")
+        if not 0 <= n < 2**64:  # size_t would wrap it; 0 is a shard without rows
+            raise ValueError(f"n must be a non-negative integer below 2**64, got {n}")
         handle = _library.OptPtr()
         _check(_lib.lre_optimizer_new(spec.encode(), n, ctypes.byref(handle)))
         self._adopt(handle)
@@ -422,3 +422,7 @@ class Optimizer:
         buf = (element * (size.value + terminator))()
         _check(fill(self._ptr, buf, len(buf), ctypes.byref(size)))
         return buf
+
+
+# Checkpoints across rank counts (sharded mode); at the end: that module uses Optimizer.
+from ._state_shards import gather_state, split_state  # noqa: E402,F401
