@@ -8,6 +8,8 @@
 #[path = "common/c_program.rs"]
 mod c_program;
 mod common;
+#[path = "common/mpi.rs"]
+mod mpi;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/setup.rs"]
@@ -333,9 +335,7 @@ fn a_failing_all_reduce_leaves_params_and_state_unchanged() {
 /// optimizer, this test the ranks' saved k-sized state.
 #[test]
 fn mpi_ranks_equal_the_single_process_run() {
-    setup::system_packages("OpenMPI", &["openmpi-bin", "libopenmpi-dev"], || {
-        setup::on_path("mpicc") && setup::on_path("mpirun")
-    });
+    mpi::install();
     let exe = c_program::compile_with("mpicc", "mpi_shard_test.c", &[], "mpi");
     let dir = process::scratch_dir("mpi-shards");
     for ranks in 1..=4 {
@@ -357,14 +357,8 @@ fn mpi_ranks_equal_the_single_process_run() {
 /// Runs `exe` on `ranks` MPI ranks (as root too, more ranks than cores allowed) and checks that
 /// it succeeded.
 fn mpirun(ranks: usize, exe: &std::path::Path, args: &[&str]) {
-    let mut mpirun = Command::new("mpirun");
-    mpirun
-        .env_remove("LD_LIBRARY_PATH")
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .args(["--oversubscribe", "-np", &ranks.to_string()])
-        .arg(exe)
-        .args(args);
+    let mut mpirun = mpi::mpirun(ranks, exe);
+    mpirun.args(args);
     let ran = process::run(&mut mpirun);
     assert!(
         ran.status.success(),
@@ -377,9 +371,7 @@ fn mpirun(ranks: usize, exe: &std::path::Path, args: &[&str]) {
 /// converges on 3 ranks.
 #[test]
 fn the_cpp_mpi_example_runs() {
-    setup::system_packages("OpenMPI", &["openmpi-bin", "libopenmpi-dev"], || {
-        setup::on_path("mpicxx") && setup::on_path("mpirun")
-    });
+    mpi::install();
     let root = process::crate_root();
     let lib = common::linkable_library_dir();
     let exe = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("mpi-sharded-example");

@@ -14,7 +14,7 @@
 #include "check.h"
 
 #include <math.h>
-#include <mpi.h>
+#include "mpi_sum.h"
 
 #define N 37
 #define STEPS 200
@@ -28,19 +28,6 @@ static const char *const SPECS[] = {
     "basis=nystrom(eig_tol=1e-4, update_damping=1e-4); chain=[adam]",
     "curvature=full_hutchinson_hessian(z=gaussian); basis=eigen; chain=[adam]",
 };
-
-static int sum_then_broadcast(double *buf, size_t len, void *user)
-{
-    MPI_Comm comm = *(MPI_Comm *)user;
-    int rank;
-    MPI_Comm_rank(comm, &rank);
-    int ok = rank == 0
-        ? MPI_Reduce(MPI_IN_PLACE, buf, (int)len, MPI_DOUBLE, MPI_SUM, 0, comm)
-        : MPI_Reduce(buf, NULL, (int)len, MPI_DOUBLE, MPI_SUM, 0, comm);
-    if (ok != MPI_SUCCESS)
-        return 1;
-    return MPI_Bcast(buf, (int)len, MPI_DOUBLE, 0, comm) != MPI_SUCCESS;
-}
 
 /* Distinct: a repeated eigenvalue would leave the basis within its eigenspace to rounding. */
 static double curvature_at(size_t i) { return 1.0 + 0.25 * (double)i; }
