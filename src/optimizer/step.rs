@@ -39,6 +39,9 @@ pub(super) struct Scratch<B: Backend> {
     /// ĝ and the update û (k-vectors).
     projected: Vec<f64>,
     update: Vec<f64>,
+    /// The last sharded step's rollback state, kept so that the next one writes into memory
+    /// already mapped (at n = 1e6 a fresh allocation's page faults cost as much as the copy).
+    rollback_state: Vec<u8>,
 }
 
 impl<B: Backend> Default for Scratch<B> {
@@ -51,6 +54,7 @@ impl<B: Backend> Default for Scratch<B> {
             values: Vec::new(),
             projected: Vec::new(),
             update: Vec::new(),
+            rollback_state: Vec::new(),
         }
     }
 }
@@ -346,8 +350,12 @@ impl<B: Backend + 'static> Optimizer<B> {
             Some(_) => {
                 let mut saved = be.vector()?;
                 be.copy_params(&params, &mut saved);
+                let mut state = std::mem::take(&mut self.scratch.rollback_state);
+                state.clear();
+                self.save_state(&mut state)
+                    .expect("writing to memory cannot fail");
                 Some(Rollback::<B> {
-                    state: self.state(),
+                    state,
                     params: saved,
                     loss: self.loss,
                 })
@@ -357,16 +365,23 @@ impl<B: Backend + 'static> Optimizer<B> {
         let pending = self.pending.take().expect("checked above");
         let be = self.backend.clone();
         self.advance(be.reborrow(&mut params), pending);
-        if let Some(rollback) = rollback.filter(|_| self.reduction_failed()) {
+        let Some(rollback) = rollback else {
+            return Ok(());
+        };
+        let failed = self.reduction_failed();
+        if failed {
             let failure = self.last_basis_failure.clone();
             self.load_state(&rollback.state)
                 .expect("a state this optimizer saved loads back");
             self.loss = rollback.loss;
             self.last_basis_failure = failure;
             be.restore_params(&rollback.params, params);
-            return Err(allreduce_failed("during the step"));
         }
-        Ok(())
+        self.scratch.rollback_state = rollback.state;
+        match failed {
+            true => Err(allreduce_failed("during the step")),
+            false => Ok(()),
+        }
     }
 
     /// The rest of the step; nothing here fails on validated input (a failed eigensolve keeps
