@@ -144,6 +144,11 @@ def test_per_sample_gauss_newton_matches_core_batch_step():
         np.testing.assert_array_equal(w.detach().numpy(), x)
     with pytest.raises(ValueError, match="per-sample losses"):
         opt.step(loss=(a @ w - target).pow(2).sum())
+    state = opt.lre_optimizer().state()
+    with pytest.raises(lre.core.LREError, match="not finite"):
+        opt.step(loss=(a @ w - target) * torch.tensor([float("nan")] + [1.0] * 5))
+    np.testing.assert_array_equal(w.detach().numpy(), x)
+    assert opt.lre_optimizer().state() == state
 
 
 def test_param_groups_are_separate_optimizers_with_their_own_hyperparameters():

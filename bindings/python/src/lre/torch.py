@@ -269,9 +269,9 @@ class LRE(torch.optim.Optimizer):
         return next(g.opt.component("curvature") for g in self._groups if which(g))
 
     def _step_groups(self, grads: list, loss) -> None:
-        """Begins every group's step (each validates its gradient) and computes and checks its
-        HVPs, takes the per-sample groups' batch steps, then finishes the others: a refusal
-        before the finishes leaves every split-step group unchanged."""
+        """Begins every split-step group's step (each validates its gradient), computes its HVPs
+        and checks everything not yet validated before the first group moves: a refusal leaves
+        every group unchanged."""
         begun = []
         try:
             start = 0
@@ -283,24 +283,24 @@ class LRE(torch.optim.Optimizer):
                     g.opt.set_param("loss", _loss_value(loss, g))
                 if not g.needs_samples:
                     begun.append((g, g.opt.begin(g.grad.numpy()), own))
-            finishing = [(g, g.products(g.opt.probes(), own) if count else None)
-                         for g, count, own in begun]
-            for g, hvps in finishing:
-                if hvps is not None and not np.isfinite(hvps).all():
-                    raise core.LREError(core.Status.LRE_ERR_NUMERICAL,
-                                        f"{g.where}: a Hessian-vector product is not finite; "
-                                        "step refused, nothing changed")
-            for g in self._groups:
-                if g.needs_samples:
-                    values = loss.detach().numpy().astype(g.samples.dtype)
-                    g.opt.step_batch(g.flat.numpy(), g.samples, values)
-                    g.bump_versions()
+            moves = [(g, g.products(g.opt.probes(), own) if count else None)
+                     for g, count, own in begun]
+            for g, hvps in moves:
+                _refuse_non_finite(hvps, f"{g.where}: a Hessian-vector product")
+            for g in (g for g in self._groups if g.needs_samples):
+                values = loss.detach().numpy().astype(g.samples.dtype)
+                _refuse_non_finite(values, "a per-sample loss")
+                _refuse_non_finite(g.samples, f"{g.where}: a per-sample gradient")
+                moves.append((g, values))
         except BaseException:
             for g, _, _ in begun:
                 g.opt.cancel()
             raise
-        for g, hvps in finishing:
-            g.opt.finish(g.flat.numpy(), hvps)
+        for g, inputs in moves:
+            if g.needs_samples:
+                g.opt.step_batch(g.flat.numpy(), g.samples, inputs)
+            else:
+                g.opt.finish(g.flat.numpy(), inputs)
             g.bump_versions()
 
     def state_dict(self) -> dict:
@@ -344,6 +344,12 @@ def _hyperparameter(group: dict, key: str) -> float:
     """A group's lr or weight_decay as a float (schedulers may store tensors)."""
     value = group[key]
     return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+def _refuse_non_finite(values: Optional[np.ndarray], what: str) -> None:
+    if values is not None and not np.isfinite(values).all():
+        raise core.LREError(core.Status.LRE_ERR_NUMERICAL,
+                            f"{what} is not finite; step refused, nothing changed")
 
 
 def _loss_value(loss, group: _Group) -> float:
