@@ -309,7 +309,12 @@ fn jax_digits_example_runs() {
 
 /// `example --quick` passes and prints table rows for Adam and for LRE.
 fn quick_run_prints_a_row_per_optimizer(python: PathBuf, example: &str) {
-    let table = run_script(python, &crate_root().join(example), &["--quick"], &crate_root());
+    let table = run_script(
+        python,
+        &crate_root().join(example),
+        &["--quick"],
+        crate_root(),
+    );
     assert!(
         table.contains("| adam") && table.contains("| lre("),
         "{example} should print a row per optimizer:\n{table}"
