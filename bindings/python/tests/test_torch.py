@@ -66,6 +66,28 @@ def test_steps_match_core_bit_for_bit_in_place():
     assert opt.param_groups[0]["lr"] == LR
 
 
+def test_autograd_sees_the_library_write_the_parameters():
+    params = make_params()
+    opt = lre.torch.LRE(params, SPEC, lr=LR)
+    stale = quadratic_loss(params)  # its graph saved the parameters as they were
+    quadratic_loss(params).backward()
+    opt.step()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        stale.backward()
+
+
+def test_a_group_without_gradients_is_not_stepped():
+    w, b = make_params()
+    opt = lre.torch.LRE([{"params": [w]}, {"params": [b]}], SPEC, lr=LR)
+    opt.step()  # no backward yet: nothing moves
+    before = flat([w, b]).copy()
+    (0.5 * (w ** 2).sum()).backward()  # b gets no gradient
+    opt.step()
+    assert [opt.lre_optimizer(i).get_param("step") for i in range(2)] == [1, 0]
+    assert not np.array_equal(flat([w]), before[:12])
+    np.testing.assert_array_equal(flat([b]), before[12:])
+
+
 def test_float64_parameters_step_in_an_f64_optimizer():
     params = make_params(torch.float64)
     opt = lre.torch.LRE(params, SPEC, lr=LR)

@@ -16,7 +16,8 @@
   `Parameter` becomes a view of it, so the library updates them in place. The `Parameter`
   objects stay the same; a parameter whose storage is replaced later (`p.data = ...`) is moved
   back in at the next step. Gradients are gathered into one buffer per group (n values copied
-  per step).
+  per step); a parameter without a gradient counts as zero, and a group none of whose
+  parameters has one is not stepped (as torch's optimizers skip such parameters).
 * CPU tensors of dtype float32 or float64 (stepped by an f32 or f64 optimizer). CUDA tensors
   are refused with NotImplementedError: the library has no CUDA path yet.
 * `lr` and `weight_decay` (the spec's top-level decoupled weight decay) are read from each param
@@ -131,7 +132,8 @@ class _Group:
                 self._move_in(p, view)
 
     def gather(self, grads) -> None:
-        """Writes the group's gradients (None: zero) into its gradient buffer."""
+        """Writes the group's gradients (None, a parameter without one: zero) into its
+        gradient buffer."""
         with torch.no_grad():
             for g, view in zip(grads, self.grad.split(self.sizes)):
                 if g is None:
@@ -274,10 +276,13 @@ class LRE(torch.optim.Optimizer):
         every group unchanged."""
         begun = []
         try:
-            start = 0
+            start, stepping = 0, []
             for g in self._groups:
                 own = grads[start:start + len(g.params)]
                 start += len(g.params)
+                if all(x is None for x in own):  # as torch's optimizers skip such parameters
+                    continue
+                stepping.append(g)
                 g.gather(own)
                 if g.needs_loss:
                     g.opt.set_param("loss", _loss_value(loss, g))
@@ -287,7 +292,7 @@ class LRE(torch.optim.Optimizer):
                      for g, count, own in begun]
             for g, hvps in moves:
                 _refuse_non_finite(hvps, f"{g.where}: a Hessian-vector product")
-            for g in (g for g in self._groups if g.needs_samples):
+            for g in (g for g in stepping if g.needs_samples):
                 values = loss.detach().numpy().astype(g.samples.dtype)
                 _refuse_non_finite(values, "a per-sample loss")
                 _refuse_non_finite(g.samples, f"{g.where}: a per-sample gradient")
