@@ -145,6 +145,10 @@ def test_hvp_curvature_without_a_graph_is_refused_and_changes_nothing():
         opt.step()
     with pytest.raises(ValueError, match="Hessian-vector products"):
         opt.step(lambda: quadratic_loss(params))  # a closure that cannot skip its backward
+    with pytest.raises(ValueError, match="needs a scalar"):
+        opt.step(loss=torch.stack([quadratic_loss(params)] * 2))
+    with pytest.raises(TypeError, match="with a graph"):
+        opt.step(loss=torch.tensor(1.0))
     np.testing.assert_array_equal(flat(params), before)
     assert opt.lre_optimizer().state() == state
 

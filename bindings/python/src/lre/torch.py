@@ -248,16 +248,15 @@ class LRE(torch.optim.Optimizer):
         if not (isinstance(loss, torch.Tensor) and loss.requires_grad):
             raise TypeError("the loss must be a tensor with a graph (requires_grad), got "
                             f"{type(loss).__name__}")
-        if loss.ndim > 1 or (loss.ndim == 1 and not samples):
-            raise ValueError(f"the loss has shape {tuple(loss.shape)}: a scalar expected, or the "
-                             "vector of per-sample losses for per-sample curvatures")
+        if loss.ndim != (1 if samples else 0):
+            wanted = "the vector of per-sample losses" if samples else "a scalar"
+            raise ValueError(f"the loss has shape {tuple(loss.shape)}: the curvature "
+                             f"{self._curvature(lambda g: samples == g.needs_samples)} needs "
+                             f"{wanted}")
         with torch.enable_grad():
-            total = loss.sum() if loss.ndim else loss
+            total = loss.sum() if samples else loss
             grads = torch.autograd.grad(total, params, create_graph=with_graph, allow_unused=True)
             if samples:
-                if loss.ndim != 1:
-                    raise ValueError("per-sample curvatures need the vector of per-sample losses, "
-                                     "got a scalar loss")
                 rows = [torch.autograd.grad(sample, params, retain_graph=True, allow_unused=True)
                         for sample in loss]
                 start = 0
