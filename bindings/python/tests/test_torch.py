@@ -153,6 +153,30 @@ def test_hvp_curvature_without_a_graph_is_refused_and_changes_nothing():
     assert opt.lre_optimizer().state() == state
 
 
+@pytest.mark.parametrize("spec", ["curvature=covariance_times_loss",
+                                  "curvature=unrolled_gauss_newton(history_size=3)"])
+def test_curvatures_that_use_the_loss_get_its_value(spec):
+    params = make_params()
+    opt = lre.torch.LRE(params, spec, lr=LR)
+    core = lre.core.Optimizer(spec + f"; lr={LR}", 17)
+    x = flat(params).copy()
+
+    def closure():
+        opt.zero_grad()
+        loss = quadratic_loss(params)
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        loss = opt.step(closure)
+        core.set_param("loss", loss.item())
+        core.step(x, hessian_scale() * x)
+        np.testing.assert_array_equal(flat(params), x)
+    quadratic_loss(params).backward()
+    with pytest.raises(ValueError, match="needs the loss"):
+        opt.step()
+
+
 def test_per_sample_gauss_newton_matches_core_batch_step():
     rng = np.random.default_rng(1)
     a = torch.tensor(rng.normal(size=(6, 4)), dtype=torch.float32)
