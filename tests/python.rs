@@ -2,7 +2,8 @@
 //! environment under target/, checks the Rust mirror of XLA's FFI C API against the installed
 //! jaxlib's header, installs the package with `pip install ./bindings/python` (bundling the
 //! library this test run built) and runs its pytest suite (lre.core and lre.jax), and builds the
-//! sdist and the wheel, which installs and passes lre.core's tests without Rust.
+//! sdist and the wheel, which installs and passes lre.core's tests without Rust. lre.torch's
+//! tests and example run in a second environment holding PyTorch.
 
 mod common;
 #[path = "common/process.rs"]
@@ -25,6 +26,40 @@ static PACKAGE_BUILD: Mutex<()> = Mutex::new(());
 /// The virtual environment's python, with the pinned test requirements.
 fn python() -> PathBuf {
     setup::python_env("python-env", "bindings/python/requirements-test.txt").join("python")
+}
+
+/// The PyTorch environment's python (bindings/python/requirements-torch.txt). Its first setup
+/// downloads about 4 GB (PyPI's torch wheel and the CUDA packages it needs to import); later runs
+/// reuse it.
+fn torch_python() -> PathBuf {
+    setup::python_env("torch-env", "bindings/python/requirements-torch.txt").join("python")
+}
+
+/// Runs `python script args…` in `dir` with this run's library and the package's source tree;
+/// returns what it printed.
+fn run_script(python: PathBuf, script: &Path, args: &[&str], dir: &Path) -> String {
+    run_ok(
+        Command::new(python)
+            .arg(script)
+            .args(args)
+            .current_dir(dir)
+            .env("LRE_LIBRARY", library_dir().join("liblre.so"))
+            .env("PYTHONPATH", crate_root().join("bindings/python/src")),
+        &format!("{} {}", script.display(), args.join(" ")),
+    )
+}
+
+/// Runs the first Python block of the README's `section` in `dir`: what it printed, and the
+/// numbers after "loss " on its lines.
+fn run_readme_block(python: PathBuf, section: &str, dir: &Path) -> (String, Vec<f64>) {
+    let script = dir.join("example.py");
+    std::fs::write(&script, process::readme_block(section, "python")).unwrap();
+    let printed = run_script(python, &script, &[], dir);
+    let losses = printed
+        .lines()
+        .filter_map(|line| line.rsplit_once("loss ")?.1.trim().parse().ok())
+        .collect();
+    (printed, losses)
 }
 
 /// `python -m pip install`, quietly.
@@ -235,28 +270,54 @@ fn python_package_installs_and_its_tests_pass() {
     );
     run_ok(
         Command::new(&python)
-            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--ignore"])
+            .arg(crate_root().join(TORCH_TESTS))
             .arg(crate_root().join("bindings/python/tests"))
             .env("LRE_LIBRARY", &library),
-        "pytest bindings/python/tests",
+        "pytest bindings/python/tests (all but lre.torch's)",
     );
+}
+
+/// lre.torch's tests, which need PyTorch: run in its own environment, from the source tree.
+const TORCH_TESTS: &str = "bindings/python/tests/test_torch.py";
+
+/// lre.torch's pytest suite passes (bit for bit against lre.core, state exchange with C++).
+#[test]
+fn torch_tests_pass() {
+    run_ok(
+        Command::new(torch_python())
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(crate_root().join(TORCH_TESTS))
+            .env("LRE_LIBRARY", library_dir().join("liblre.so")),
+        "pytest bindings/python/tests/test_torch.py",
+    );
+}
+
+/// examples/torch/compare_adam.py runs end to end (--quick: 20 steps, one learning rate) and
+/// prints a row per optimizer.
+#[test]
+fn torch_adam_comparison_example_runs() {
+    quick_run_prints_a_row_per_optimizer(torch_python(), "examples/torch/compare_adam.py");
 }
 
 /// examples/jax/digits.py runs end to end (a seconds-long smoke run: every optimizer, the
 /// table; the full run is documented in examples/jax/README.md).
 #[test]
 fn jax_digits_example_runs() {
-    let table = run_ok(
-        Command::new(python())
-            .arg(crate_root().join("examples/jax/digits.py"))
-            .arg("--quick")
-            .env("LRE_LIBRARY", library_dir().join("liblre.so"))
-            .env("PYTHONPATH", crate_root().join("bindings/python/src")),
-        "examples/jax/digits.py --quick",
+    quick_run_prints_a_row_per_optimizer(python(), "examples/jax/digits.py");
+}
+
+/// `example --quick` passes and prints table rows for Adam and for LRE.
+fn quick_run_prints_a_row_per_optimizer(python: PathBuf, example: &str) {
+    let table = run_script(
+        python,
+        &crate_root().join(example),
+        &["--quick"],
+        crate_root(),
     );
     assert!(
         table.contains("| adam") && table.contains("| lre("),
-        "the example should print a row per optimizer:\n{table}"
+        "{example} should print a row per optimizer:\n{table}"
     );
 }
 
@@ -264,30 +325,26 @@ fn jax_digits_example_runs() {
 #[test]
 fn readme_jax_example_runs() {
     let dir = scratch_dir("readme-jax");
-    let script = dir.join("example.py");
-    std::fs::write(
-        &script,
-        process::readme_block("## Python and JAX", "python"),
-    )
-    .unwrap();
-    let printed = run_ok(
-        Command::new(python())
-            .arg(&script)
-            .current_dir(&dir)
-            .env("LRE_LIBRARY", library_dir().join("liblre.so"))
-            .env("PYTHONPATH", crate_root().join("bindings/python/src")),
-        "the README's JAX example",
-    );
-    let losses: Vec<f64> = printed
-        .lines()
-        .filter_map(|line| line.rsplit_once("loss ")?.1.trim().parse().ok())
-        .collect();
+    let (printed, losses) = run_readme_block(python(), "## Python and JAX", &dir);
     assert_eq!(losses.len(), 2, "two losses expected:\n{printed}");
     assert!(losses.iter().all(|&l| l < 1e-6), "{printed}");
     assert!(
         dir.join("lre.state").is_file(),
         "the example saves the state"
     );
+}
+
+/// The README's PyTorch example runs, each optimizer lowers the loss, and it saves its state.
+#[test]
+fn readme_torch_example_runs() {
+    let dir = scratch_dir("readme-torch");
+    let (printed, losses) = run_readme_block(torch_python(), "## PyTorch", &dir);
+    assert_eq!(losses.len(), 3, "three losses expected:\n{printed}");
+    assert!(
+        losses[1] < 0.5 * losses[0] && losses[2] <= losses[1],
+        "{printed}"
+    );
+    assert!(dir.join("lre.pt").is_file(), "the example saves the state");
 }
 
 /// The one documented build command, `python -m build bindings/python`, makes an sdist that

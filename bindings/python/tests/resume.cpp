@@ -1,10 +1,12 @@
-// Continues an LRE run with the C++ wrapper, for tests/test_jax.py's state exchange checks.
+// Continues an LRE run with the C++ wrapper, for the state exchange checks of tests/test_jax.py
+// and tests/test_torch.py.
 //
-//   resume SPEC|@STATE_FILE PARAMS_FILE STEPS OUT_STATE OUT_PARAMS
+//   resume SPEC|@STATE_FILE PARAMS_FILE STEPS OUT_STATE OUT_PARAMS [--in-place]
 //
 // Starts from a spec (a fresh optimizer) or, with a leading '@', from a saved state file; reads
 // float32 parameters; takes STEPS steps on the quadratic 0.5·|x|² (gradient x), applying each
-// step's update the way optax.apply_updates does (x + (x_new − x)); saves the state and params.
+// step's update the way optax.apply_updates does (x + (x_new − x)), or with --in-place keeping
+// x_new as lre.torch does; saves the state and params.
 #include <lre.hpp>
 
 #include <cstdlib>
@@ -20,8 +22,9 @@ static std::vector<char> read_file(const std::string &path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        std::cerr << "usage: resume SPEC|@STATE PARAMS STEPS OUT_STATE OUT_PARAMS\n";
+    const bool in_place = argc == 7 && std::string(argv[6]) == "--in-place";
+    if (argc != 6 && !in_place) {
+        std::cerr << "usage: resume SPEC|@STATE PARAMS STEPS OUT_STATE OUT_PARAMS [--in-place]\n";
         return 2;
     }
     try {
@@ -41,6 +44,10 @@ int main(int argc, char **argv) {
             std::vector<float> moved = x;
             const std::vector<float> grad = x;
             opt.step(moved, grad);
+            if (in_place) {
+                x = moved;
+                continue;
+            }
             for (std::size_t i = 0; i < x.size(); ++i) {
                 float update = moved[i] - x[i];
                 x[i] = x[i] + update;

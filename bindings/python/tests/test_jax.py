@@ -3,7 +3,6 @@ under jit, vmap and donation, with Hessian-vector products, inside optax.chain, 
 state with the C++ wrapper."""
 
 import concurrent.futures
-import pathlib
 import subprocess
 
 import jax
@@ -12,11 +11,9 @@ import numpy as np
 import optax
 import pytest
 
-import lre._library
 import lre.core
 import lre.jax
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
 SPEC = "basis=ggt(history_size=4); chain=[adam]"
 LR = 0.125  # exactly representable in float32, so every binding sees the same learning rate
 
@@ -383,23 +380,6 @@ def test_default_capacity_is_the_library_bound():
 
 
 # --- State exchange with the C++ wrapper -------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def resume_program(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cpp") / "resume"
-    library = pathlib.Path(lre._library.load()._name).resolve()
-    # The program records the library's soname, liblre.so.<ABI version>, which only an install
-    # creates: a directory of links gives it that name.
-    libdir = tmp_path_factory.mktemp("lib")
-    (libdir / f"liblre.so.{lre.abi_version()}").symlink_to(library)
-    (libdir / "liblre.so").symlink_to(library)
-    subprocess.run(
-        ["g++", "-std=c++17", "-O2", "-Wall", "-Werror", f"-I{REPO / 'include'}",
-         f"-I{REPO / 'bindings' / 'cpp'}", str(pathlib.Path(__file__).with_name("resume.cpp")),
-         "-o", str(out), f"-L{libdir}", "-llre", f"-Wl,-rpath,{libdir}"],
-        check=True)
-    return out
-
 
 def run_cpp(program, source, params, steps, tmp_path):
     (tmp_path / "params.in").write_bytes(flat(params).astype(np.float32).tobytes())
