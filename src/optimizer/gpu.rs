@@ -56,6 +56,12 @@ impl<T: Scalar> Optimizer<Cuda<T>> {
         self.backend.device().set_stream(stream.cast())
     }
 
+    /// The backend: makes device vectors on this optimizer's device and stream (for callers
+    /// that keep their parameters in buffers of this library).
+    pub fn backend(&self) -> &Cuda<T> {
+        &self.backend
+    }
+
     /// Waits until the GPU has finished every step queued so far.
     pub fn synchronize(&self) {
         self.backend.device().synchronize();

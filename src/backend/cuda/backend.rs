@@ -219,6 +219,18 @@ impl<T: Scalar> Cuda<T> {
         check(done, "cuBLAS GEMV");
     }
 
+    /// The yardstick of a step's speed: y ← Mᵀx, then x ← M·y, with cuBLAS GEMV over all the
+    /// columns of `m` (the two passes over a window that a GGT step cannot avoid); waits for
+    /// both.
+    pub fn two_gemvs(&self, m: &DeviceMatrix<T>, x: &mut Buffer<T>) {
+        self.device.enter();
+        let y = check(self.device.zeros::<T>(m.cols), "allocating projections");
+        let a = m.buffer.ptr;
+        self.gemv(Op::CUBLAS_OP_T, self.n, m.cols, a, x.ptr, y.ptr);
+        self.gemv(Op::CUBLAS_OP_N, self.n, m.cols, a, y.ptr, x.ptr);
+        self.device.synchronize();
+    }
+
     /// Sums f64 partial sums `partials[j * blocks + b]` over b, in block order, into `count`
     /// host values.
     fn finish(&self, partials: &Buffer<f64>, blocks: u32, count: usize) -> Vec<f64> {
