@@ -62,6 +62,11 @@ impl<T: Scalar> Optimizer<Cuda<T>> {
         &self.backend
     }
 
+    /// Host threads of the n-sized loops: one (the loops run on the GPU).
+    pub fn threads(&self) -> usize {
+        1
+    }
+
     /// Waits until the GPU has finished every step queued so far.
     pub fn synchronize(&self) {
         self.backend.device().synchronize();

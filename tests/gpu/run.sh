@@ -10,7 +10,8 @@
 # backend conformance suite on the CUDA backend (f32, f64); CPU vs GPU trajectories of the
 # default, ggt+[adam], eigen+[adam] and full_hutchinson_hessian in f32 and f64 (tolerance in
 # tests/gpu_trajectories.rs); checkpoints written on the GPU resumed on the CPU and the
-# reverse; the speed line (default step at n = 1e7, m = 100, f32, against two cuBLAS SGEMVs).
+# reverse; the speed line (default step at n = 1e7, m = 100, f32, against two cuBLAS SGEMVs);
+# examples/cuda/train.cu (the C++ binding with cudaMalloc'd vectors and the caller's stream).
 # Not here yet: the JAX GPU step (lre.jax has no CUDA handlers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,6 +45,9 @@ while read -r name; do
     # One test at a time: they share the GPU, and the speed line must run alone.
     timeout 240 "$bin/$name" --test-threads=1 --nocapture || status=1
 done < <(grep -v '^#' tests/gpu/binaries.txt | grep .)
+
+echo "== examples/cuda/train.cu: the C API with cudaMalloc'd vectors"
+timeout 120 "$bin/cuda-train" || status=1
 
 echo "== device=cuda:0 as the library reports it"
 LRE_DEVICE_TEST_CHILD=1 "$bin/device" --exact cuda_device_is_refused_clearly_and_silently \

@@ -163,6 +163,7 @@ impl Device {
 
     /// Waits for everything queued.
     pub fn synchronize(&self) {
+        self.enter();
         // SAFETY: the stream is valid (see `set_stream`).
         check(
             unsafe { result::stream::synchronize(self.stream()) },
@@ -229,6 +230,7 @@ impl Device {
 
     /// Copies device data to the host and waits for it (and for everything queued before).
     pub fn download<U>(&self, dst: &mut [U], src: sys::CUdeviceptr) {
+        self.enter();
         if !dst.is_empty() {
             // SAFETY: callers pass a device range at least as long as `dst`, which stays
             // borrowed until the synchronisation below.
