@@ -36,7 +36,7 @@ cp target/release/deps/liblre.so "$out/liblre.so.1"
 strip "$out/liblre.so.1"
 ln -sf liblre.so.1 "$out/liblre.so"
 PATH="$(dirname "$nvcc"):$PATH" "$nvcc" -std=c++17 -Iinclude -Ibindings/cpp examples/cuda/train.cu \
-    -o "$out/cuda-train" -L"$out" -llre '-Xlinker=-rpath,$ORIGIN'
+    -o "$out/cuda-train" -L"$out" -L"$(dirname "$nvcc")/../lib" -llre '-Xlinker=-rpath,$ORIGIN'
 strip "$out/cuda-train"
 
 limit=$((64 * 1024 * 1024))
