@@ -32,7 +32,10 @@ fn the_cuda_example_compiles_and_fails_cleanly_without_a_gpu() {
             .arg(&exe)
             .arg(format!("-L{}", lib_dir.display()))
             // The wheel's static runtime (nvcc's profile looks for it in lib64).
-            .arg(format!("-L{}", cuda_tools::cuda_root().join("lib").display()))
+            .arg(format!(
+                "-L{}",
+                cuda_tools::cuda_root().join("lib").display()
+            ))
             .arg("-llre")
             .arg(format!("-Xlinker=-rpath,{}", lib_dir.display())),
         "nvcc examples/cuda/train.cu",

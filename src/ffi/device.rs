@@ -5,6 +5,9 @@
 //! any stream.
 
 use super::guard::guard;
+#[cfg(feature = "cuda")]
+use super::handle::Handle;
+use super::handle::LreOptimizer;
 use super::pointers::optimizer;
 use std::ffi::c_void;
 
@@ -23,23 +26,19 @@ pub unsafe extern "C" fn lre_optimizer_set_stream(
     guard(|| {
         // SAFETY: the caller passes a live optimizer.
         let mut opt = unsafe { optimizer(opt, "opt") }?;
+        #[cfg(feature = "cuda")]
         match &mut *opt {
-            #[cfg(feature = "cuda")]
-            Handle::CudaF32(o) => o.set_stream(stream),
-            #[cfg(feature = "cuda")]
-            Handle::CudaF64(o) => o.set_stream(stream),
-            _ => {
-                let _ = stream;
-                Err(crate::Error::invalid(
-                    "lre_optimizer_set_stream: this optimizer runs on the CPU (device=cpu); a \
-                     stream applies to optimizers created with device=cuda:N",
-                ))
-            }
+            Handle::CudaF32(o) => return o.set_stream(stream),
+            Handle::CudaF64(o) => return o.set_stream(stream),
+            _ => {}
         }
+        let _ = (&mut opt, stream);
+        Err(crate::Error::invalid(
+            "lre_optimizer_set_stream: this optimizer runs on the CPU (device=cpu); a stream \
+             applies to optimizers created with device=cuda:N",
+        ))
     })
 }
-
-use super::handle::{Handle, LreOptimizer};
 
 #[cfg(feature = "cuda")]
 pub(crate) use on_device::{begin, finish, step, step_batch, write_probes};

@@ -7,7 +7,7 @@ use crate::CudaOptimizer;
 use crate::backend::Scalar;
 use crate::elem::Dtype;
 use crate::error::{Error, Result, Status};
-use crate::spec::{Config, Device};
+use crate::spec::Config;
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,11 +117,11 @@ impl Handle {
     pub fn new(config: Config, ndim: usize) -> Result<Handle> {
         Ok(match (config.dtype, config.device) {
             #[cfg(feature = "cuda")]
-            (Dtype::F32, Device::Cuda(_)) => {
+            (Dtype::F32, crate::spec::Device::Cuda(_)) => {
                 Handle::CudaF32(CudaOptimizer::from_config(config, ndim)?)
             }
             #[cfg(feature = "cuda")]
-            (Dtype::F64, Device::Cuda(_)) => {
+            (Dtype::F64, crate::spec::Device::Cuda(_)) => {
                 Handle::CudaF64(CudaOptimizer::from_config(config, ndim)?)
             }
             (Dtype::F32, _) => Handle::F32(CpuOptimizer::from_config(config, ndim)?),
@@ -136,7 +136,7 @@ impl Handle {
         {
             let saved = crate::state::Decoder::new(bytes)?;
             if let Ok(Config {
-                device: Device::Cuda(ordinal),
+                device: crate::spec::Device::Cuda(ordinal),
                 ..
             }) = Config::parse(&saved.spec)
             {

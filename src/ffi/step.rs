@@ -82,6 +82,8 @@ unsafe fn step<T: Scalar>(
     hvp: Hvp<T>,
     user: *mut c_void,
 ) -> Result<()> {
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
     let o = match o {
         Typed::Host(o) => o,
         // SAFETY: forwarded caller contract (device pointers for a device optimizer).
@@ -207,6 +209,8 @@ pub unsafe extern "C" fn lre_optimizer_probes_f64(
 /// # Safety
 /// `probes` is NULL or valid for num_probes × ndim elements.
 unsafe fn write_probes<T: Scalar>(o: Typed<'_, T>, probes: *mut T) -> Result<()> {
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
     let o = match o {
         Typed::Host(o) => o,
         // SAFETY: forwarded caller contract (device memory for a device optimizer).
@@ -271,6 +275,8 @@ pub unsafe extern "C" fn lre_optimizer_finish_f64(
 /// # Safety
 /// `params` is NULL or ndim elements; `hvps` is NULL or num_probes × ndim elements, disjoint.
 unsafe fn finish<T: Scalar>(o: Typed<'_, T>, params: *mut T, hvps: *const T) -> Result<()> {
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
     let o = match o {
         Typed::Host(o) => o,
         // SAFETY: forwarded caller contract (device pointers for a device optimizer).
@@ -393,6 +399,8 @@ unsafe fn step_batch<T: Scalar>(
             "the batch step takes no HVP callback (no curvature uses both); pass NULL",
         ));
     }
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
     let o = match o {
         Typed::Host(o) => o,
         // SAFETY: forwarded caller contract (device pointers for a device optimizer).
