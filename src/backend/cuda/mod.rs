@@ -144,17 +144,16 @@ fn query(ordinal: usize) -> std::result::Result<(Arc<Device>, DeviceInfo), Strin
     Ok((device, info))
 }
 
-/// Why a CPU-side optimizer (the C API's handles, which take host pointers) cannot be created
-/// for `device=cuda:ordinal`: what is missing, or, with a working device, that host pointers
-/// are not device pointers.
+/// Why a CPU optimizer cannot be created for `device=cuda:ordinal`: what is missing, or, with a
+/// working device, that the GPU optimizer is another type (the C API picks it by itself).
 pub fn refusal(ordinal: usize) -> Error {
     match open(ordinal) {
         Err(e) => e,
         Ok((_, device)) => Error::new(
             Status::LRE_ERR_UNSUPPORTED,
             format!(
-                "found {device}, but this entry point takes host vectors; a GPU optimizer \
-                 (lre::CudaOptimizer) steps device vectors"
+                "found {device}, but CpuOptimizer keeps its data on the host; the optimizer for \
+                 a GPU is lre::CudaOptimizer (the C API creates it for device=cuda:N)"
             ),
         ),
     }
