@@ -53,6 +53,19 @@ mod on_device {
     use crate::error::{Error, Result};
     use std::ffi::c_void;
 
+    /// Checks a caller's vector: not NULL, aligned, and memory the driver knows (a host array
+    /// passed to a GPU optimizer is refused, naming the argument).
+    fn device_vector<T: Scalar>(o: &CudaOptimizer<T>, p: *const T, name: &str) -> Result<()> {
+        out(p.cast_mut(), name)?;
+        match o.backend().device().knows(p as u64) {
+            true => Ok(()),
+            false => Err(Error::invalid(format!(
+                "`{name}` is not CUDA memory: an optimizer with device=cuda:N takes device \
+                 pointers (cudaMalloc'd on that GPU)"
+            ))),
+        }
+    }
+
     /// A caller's device vector of `len` elements, after the NULL and alignment checks.
     ///
     /// # Safety
@@ -105,6 +118,8 @@ mod on_device {
         user: *mut c_void,
     ) -> Result<()> {
         let n = o.ndim();
+        device_vector(o, params, "params")?;
+        device_vector(o, grad, "grad")?;
         check_disjoint(params, n, "params", grad, n, "grad")?;
         // SAFETY: caller contract.
         let (params, grad) = unsafe { (in_out(params, n, "params")?, input(grad, n, "grad")?) };
@@ -131,6 +146,7 @@ mod on_device {
         o: &mut CudaOptimizer<T>,
         grad: *const T,
     ) -> Result<usize> {
+        device_vector(o, grad, "grad")?;
         // SAFETY: caller contract.
         let grad = unsafe { input(grad, o.ndim(), "grad") }?;
         let probes = o.begin(grad);
@@ -149,7 +165,7 @@ mod on_device {
         if count == 0 {
             return Ok(());
         }
-        out(probes, "probes")?;
+        device_vector(o, probes, "probes")?;
         let be = o.backend().clone();
         for i in 0..count {
             // SAFETY: row i lies within the caller's count × n elements.
@@ -169,7 +185,9 @@ mod on_device {
     ) -> Result<()> {
         let n = o.ndim();
         let count = o.begun_probes()?;
+        device_vector(o, params, "params")?;
         if count > 0 {
+            device_vector(o, hvps, "hvps")?;
             check_disjoint(params, n, "params", hvps, count * n, "hvps")?;
         }
         // SAFETY: caller contract.
@@ -194,12 +212,16 @@ mod on_device {
         let rows_len = batch
             .checked_mul(n)
             .ok_or_else(|| Error::invalid(format!("batch = {batch} is too large")))?;
+        device_vector(o, params, "params")?;
+        if batch > 0 {
+            device_vector(o, grads, "per_sample_grads")?;
+        }
         check_disjoint(params, n, "params", grads, rows_len, "per_sample_grads")?;
         let values: Option<Vec<f64>> = if values.is_null() {
             None
         } else {
             check_disjoint(params, n, "params", values, batch, "per_sample_values")?;
-            out(values.cast_mut(), "per_sample_values")?;
+            device_vector(o, values, "per_sample_values")?;
             let mut host = vec![T::default(); batch];
             o.backend().device().download(&mut host, values as u64);
             Some(host.iter().map(|x| x.to_f64()).collect())

@@ -151,6 +151,23 @@ impl Device {
         Ok(())
     }
 
+    /// Whether the driver knows the memory at `ptr` (allocated or registered with CUDA): a
+    /// plain host array is refused before a kernel faults on it, which would poison the context.
+    pub fn knows(&self, ptr: sys::CUdeviceptr) -> bool {
+        self.enter();
+        let mut kind: u32 = 0;
+        // SAFETY: the memory-type attribute is a 32-bit CUmemorytype written into `kind`.
+        unsafe {
+            sys::cuPointerGetAttribute(
+                (&mut kind as *mut u32).cast(),
+                sys::CUpointer_attribute::CU_POINTER_ATTRIBUTE_MEMORY_TYPE,
+                ptr,
+            )
+        }
+        .result()
+        .is_ok()
+    }
+
     /// The cuBLAS handle (bound to [`Device::stream`]).
     pub fn blas(&self) -> blas_sys::cublasHandle_t {
         self.blas
