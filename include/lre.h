@@ -252,6 +252,13 @@ const char *lre_last_error_message(void);
  * configuration) and writes it to `*out`. The caller owns it and must call
  * `lre_optimizer_free`.
  *
+ * With `device=cuda:N` the optimizer's n-sized data live on GPU N, and every vector the step
+ * functions take — `params`, `grad`, `probes`, `hvps`, `per_sample_grads`,
+ * `per_sample_values`, and the HVP callback's `v` and `hv` — is a **device pointer** on that
+ * GPU (the callback's product must be complete when it returns). Each call returns with its GPU
+ * work finished; `lre_optimizer_set_stream` puts that work on the caller's stream. Without a
+ * usable GPU (driver, cuBLAS 13, device N): `LRE_ERR_DEVICE` naming what is missing.
+ *
  * # Safety
  * `spec` is NULL or a NUL-terminated string; `out` is a valid pointer to write to.
  */
@@ -422,6 +429,17 @@ lre_status lre_optimizer_component(const lre_optimizer_t *opt,
                                    char *buf,
                                    size_t cap,
                                    size_t *len);
+
+/**
+ * Queues an optimizer's GPU work on `stream` (a `cudaStream_t` / `CUstream` of the optimizer's
+ * device), or on the optimizer's own stream again for NULL. Work queued before is finished
+ * first. The caller keeps the stream alive while it is set (and until the optimizer is freed
+ * or another stream is set). For an optimizer on the CPU: `LRE_ERR_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `stream` is NULL or a valid stream of the optimizer's device.
+ */
+lre_status lre_optimizer_set_stream(lre_optimizer_t *opt, void *stream);
 
 /**
  * One step of an f32 optimizer: reads `grad` (ndim floats) and updates `params` (ndim floats)

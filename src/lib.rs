@@ -42,6 +42,8 @@ pub mod state;
 
 pub use elem::Dtype;
 pub use error::{Error, Result, Status};
+#[cfg(feature = "cuda")]
+pub use optimizer::CudaOptimizer;
 pub use optimizer::{CpuOptimizer, Optimizer};
 pub use spec::{Config, DEFAULT_SPEC};
 

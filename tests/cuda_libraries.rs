@@ -12,8 +12,8 @@ mod process;
 #[path = "common/setup.rs"]
 mod setup;
 
-use lre::CpuOptimizer;
 use lre::backend::cuda::{CUBLAS_SYMBOLS, cublas_present, driver_present};
+use lre::{CpuOptimizer, CudaOptimizer};
 use std::process::Command;
 
 const CHILD: &str = "LRE_CUDA_LIBRARIES_TEST_CHILD";
@@ -65,6 +65,11 @@ fn with_cublas_but_no_driver_the_device_is_refused_naming_the_driver() {
             Ok(_) => println!("CREATED"),
             Err(e) => println!("STATUS {:?}\nMESSAGE {}", e.status, e.message),
         }
+        // The GPU optimizer (what the C API creates for device=cuda:0) is refused alike.
+        match CudaOptimizer::<f64>::from_spec("device=cuda:0; dtype=f64", 8) {
+            Ok(_) => println!("GPU CREATED"),
+            Err(e) => println!("GPU STATUS {:?}\nGPU MESSAGE {}", e.status, e.message),
+        }
         return;
     }
     if driver_present() {
@@ -82,7 +87,12 @@ fn with_cublas_but_no_driver_the_device_is_refused_naming_the_driver() {
     );
     assert!(stdout.contains("STATUS LRE_ERR_DEVICE"), "{stdout}");
     assert!(
-        stdout.contains("MESSAGE device=cuda:0: no CUDA driver"),
+        stdout.contains("\nMESSAGE device=cuda:0: no CUDA driver"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GPU STATUS LRE_ERR_DEVICE"), "{stdout}");
+    assert!(
+        stdout.contains("GPU MESSAGE device=cuda:0: no CUDA driver"),
         "{stdout}"
     );
 }

@@ -1,6 +1,7 @@
 //! `device=cuda:N` where it cannot run: a clear error naming what is missing (the driver, cuBLAS,
-//! the device), no panic and nothing printed; a build without the "cuda" feature says so; a
-//! machine where the device is found is told that GPU execution is not implemented yet.
+//! the device), no panic and nothing printed, for the CPU-side optimizer (the C API's) and the
+//! GPU one alike; a build without the "cuda" feature says so. Where the device is found, the
+//! GPU optimizer is created and the CPU-side one is told to use it.
 //! `cargo test --no-default-features --test device` checks the build without the feature.
 
 #[path = "common/process.rs"]
@@ -19,6 +20,11 @@ fn cuda_device_is_refused_clearly_and_silently() {
             Ok(_) => println!("CREATED"),
             Err(e) => println!("STATUS {:?}\nMESSAGE {}", e.status, e.message),
         }
+        #[cfg(feature = "cuda")]
+        match lre::CudaOptimizer::<f32>::from_spec("device=cuda:0", 8) {
+            Ok(_) => println!("GPU CREATED"),
+            Err(e) => println!("GPU STATUS {:?}\nGPU MESSAGE {}", e.status, e.message),
+        }
         return;
     }
     let stdout = process::rerun_silent(
@@ -34,9 +40,15 @@ fn cuda_device_is_refused_clearly_and_silently() {
         assert_eq!(status, Some("LRE_ERR_DEVICE"), "{stdout}");
         assert!(message.contains("not compiled"), "{message}");
     } else if status == Some("LRE_ERR_UNSUPPORTED") {
-        // A GPU machine: the device was found and described.
+        // A GPU machine: the device was found and described, and the GPU optimizer created.
         assert!(message.contains("found cuda:0 ("), "{message}");
+        assert!(stdout.contains("GPU CREATED"), "{stdout}");
     } else {
+        // The GPU optimizer is refused exactly as the CPU-side one.
+        assert!(
+            stdout.contains(&format!("GPU MESSAGE {message}")),
+            "{stdout}"
+        );
         assert_eq!(status, Some("LRE_ERR_DEVICE"), "{stdout}");
         let named = [
             "no CUDA driver",

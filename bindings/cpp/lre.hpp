@@ -11,6 +11,11 @@
  * serves one call at a time: a call that overlaps another on the same object (from a second
  * thread, or from the object's own HVP callback) throws lre::Error with status LRE_ERR_BUSY and
  * changes nothing; threads that share an optimizer must take turns (a mutex, say).
+ *
+ * On a GPU (spec "device=cuda:0"): the T* overloads take device pointers (cudaMalloc'd, on that
+ * GPU), as do the HVP callback's v and hv; the container overloads are host memory and must not
+ * be used. set_stream(stream) queues the optimizer's work on a cudaStream_t. See
+ * examples/cuda/train.cu.
  */
 
 #ifndef LRE_HPP
@@ -185,6 +190,10 @@ public:
         detail::check(lre_optimizer_set_allreduce(handle_.get(), &Owned::call, owned.get()));
         allreduce_ = std::move(owned);
     }
+
+    /// device=cuda:N: queues the optimizer's GPU work on `stream` (a cudaStream_t of that
+    /// device; nullptr: the optimizer's own stream). The caller keeps the stream alive while set.
+    void set_stream(void *stream) { detail::check(lre_optimizer_set_stream(handle_.get(), stream)); }
 
     /// One step: reads grad, updates params in place (n elements each). On error nothing changed.
     template <class T> void step(T *params, const T *grad) {

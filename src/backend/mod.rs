@@ -23,8 +23,9 @@ pub use shard::{AllReduce, Reducer, Shard};
 use crate::error::{Error, Result};
 use faer::{Mat, MatRef};
 
-/// Why an optimizer for `device=cuda:ordinal` cannot be created: what is missing (driver,
-/// cuBLAS, device), or that GPU execution is not implemented yet, or not compiled in.
+/// Why a CPU optimizer cannot be created for `device=cuda:ordinal`: what is missing (driver,
+/// cuBLAS, device), or that CUDA is not compiled in, or, with a working GPU, that the GPU
+/// optimizer is `CudaOptimizer`.
 pub fn cuda_refusal(ordinal: usize) -> Error {
     #[cfg(feature = "cuda")]
     {

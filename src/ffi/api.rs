@@ -5,9 +5,7 @@
 use super::guard::{guard, guard_value, last_error_ptr, set_last_error, static_cstr};
 use super::handle::{Handle, LreOptimizer, with_optimizer};
 use super::pointers::{self, optimizer, out};
-use crate::elem::Dtype;
 use crate::error::{Error, Result, Status};
-use crate::optimizer::CpuOptimizer;
 use crate::spec::{Config, parse_component};
 use std::ffi::c_char;
 use std::path::Path;
@@ -47,6 +45,13 @@ pub extern "C" fn lre_last_error_message() -> *const c_char {
 /// configuration) and writes it to `*out`. The caller owns it and must call
 /// `lre_optimizer_free`.
 ///
+/// With `device=cuda:N` the optimizer's n-sized data live on GPU N, and every vector the step
+/// functions take — `params`, `grad`, `probes`, `hvps`, `per_sample_grads`,
+/// `per_sample_values`, and the HVP callback's `v` and `hv` — is a **device pointer** on that
+/// GPU (the callback's product must be complete when it returns). Each call returns with its GPU
+/// work finished; `lre_optimizer_set_stream` puts that work on the caller's stream. Without a
+/// usable GPU (driver, cuBLAS 13, device N): `LRE_ERR_DEVICE` naming what is missing.
+///
 /// # Safety
 /// `spec` is NULL or a NUL-terminated string; `out` is a valid pointer to write to.
 #[unsafe(no_mangle)]
@@ -59,11 +64,7 @@ pub unsafe extern "C" fn lre_optimizer_new(
         let out_opt = out(out_opt, "out")?;
         // SAFETY: the caller passes NULL or a NUL-terminated string.
         let spec = unsafe { pointers::optional_text(spec, "spec") }?;
-        let config = Config::parse(spec)?;
-        let inner = match config.dtype {
-            Dtype::F32 => Handle::F32(CpuOptimizer::from_config(config, ndim)?),
-            Dtype::F64 => Handle::F64(CpuOptimizer::from_config(config, ndim)?),
-        };
+        let inner = Handle::new(Config::parse(spec)?, ndim)?;
         let raw = Box::into_raw(Box::new(LreOptimizer::new(inner)));
         // SAFETY: `out_opt` was checked non-NULL and aligned by `out`.
         unsafe { pointers::write(out_opt, raw) };
@@ -374,18 +375,11 @@ pub unsafe extern "C" fn lre_optimizer_from_state(
         let out_opt = out(out_opt, "out")?;
         // SAFETY: caller contract: `buf` is NULL or valid for `len` bytes.
         let bytes = unsafe { pointers::slice(buf, len, "buf") }?;
-        let inner = handle_from_state(bytes)?;
+        let inner = Handle::from_state(bytes)?;
         let raw = Box::into_raw(Box::new(LreOptimizer::new(inner)));
         // SAFETY: `out_opt` was checked non-NULL and aligned by `out`.
         unsafe { pointers::write(out_opt, raw) };
         Ok(())
-    })
-}
-
-fn handle_from_state(bytes: &[u8]) -> Result<Handle> {
-    Ok(match crate::state::header_dtype(bytes)? {
-        Dtype::F32 => Handle::F32(CpuOptimizer::from_state(bytes)?),
-        Dtype::F64 => Handle::F64(CpuOptimizer::from_state(bytes)?),
     })
 }
 

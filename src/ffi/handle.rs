@@ -2,8 +2,12 @@
 //! that refuses overlapping calls on it.
 
 use crate::CpuOptimizer;
+#[cfg(feature = "cuda")]
+use crate::CudaOptimizer;
+use crate::backend::Scalar;
 use crate::elem::Dtype;
 use crate::error::{Error, Result, Status};
+use crate::spec::Config;
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +25,22 @@ pub struct LreOptimizer {
     optimizer: UnsafeCell<Handle>,
 }
 
-/// The optimizer, by dtype.
+/// The optimizer, by dtype and device.
 pub(crate) enum Handle {
     F32(CpuOptimizer<f32>),
     F64(CpuOptimizer<f64>),
+    /// `device=cuda:N`: its vectors are device pointers.
+    #[cfg(feature = "cuda")]
+    CudaF32(CudaOptimizer<f32>),
+    #[cfg(feature = "cuda")]
+    CudaF64(CudaOptimizer<f64>),
+}
+
+/// An optimizer of one element type, on the host or on a GPU.
+pub(crate) enum Typed<'a, T: Scalar> {
+    Host(&'a mut CpuOptimizer<T>),
+    #[cfg(feature = "cuda")]
+    Device(&'a mut CudaOptimizer<T>),
 }
 
 impl LreOptimizer {
@@ -87,25 +103,72 @@ macro_rules! with_optimizer {
         match $handle {
             $crate::ffi::handle::Handle::F32($opt) => $body,
             $crate::ffi::handle::Handle::F64($opt) => $body,
+            #[cfg(feature = "cuda")]
+            $crate::ffi::handle::Handle::CudaF32($opt) => $body,
+            #[cfg(feature = "cuda")]
+            $crate::ffi::handle::Handle::CudaF64($opt) => $body,
         }
     };
 }
 pub(crate) use with_optimizer;
 
 impl Handle {
+    /// An optimizer for `config` on the device it names.
+    pub fn new(config: Config, ndim: usize) -> Result<Handle> {
+        Ok(match (config.dtype, config.device) {
+            #[cfg(feature = "cuda")]
+            (Dtype::F32, crate::spec::Device::Cuda(_)) => {
+                Handle::CudaF32(CudaOptimizer::from_config(config, ndim)?)
+            }
+            #[cfg(feature = "cuda")]
+            (Dtype::F64, crate::spec::Device::Cuda(_)) => {
+                Handle::CudaF64(CudaOptimizer::from_config(config, ndim)?)
+            }
+            (Dtype::F32, _) => Handle::F32(CpuOptimizer::from_config(config, ndim)?),
+            (Dtype::F64, _) => Handle::F64(CpuOptimizer::from_config(config, ndim)?),
+        })
+    }
+
+    /// An optimizer recreated from a saved state, on the device its spec names.
+    pub fn from_state(bytes: &[u8]) -> Result<Handle> {
+        let dtype = crate::state::header_dtype(bytes)?;
+        #[cfg(feature = "cuda")]
+        {
+            let saved = crate::state::Decoder::new(bytes)?;
+            if let Ok(Config {
+                device: crate::spec::Device::Cuda(ordinal),
+                ..
+            }) = Config::parse(&saved.spec)
+            {
+                return Ok(match dtype {
+                    Dtype::F32 => Handle::CudaF32(CudaOptimizer::from_state_on(ordinal, bytes)?),
+                    Dtype::F64 => Handle::CudaF64(CudaOptimizer::from_state_on(ordinal, bytes)?),
+                });
+            }
+        }
+        Ok(match dtype {
+            Dtype::F32 => Handle::F32(CpuOptimizer::from_state(bytes)?),
+            Dtype::F64 => Handle::F64(CpuOptimizer::from_state(bytes)?),
+        })
+    }
+
     /// The f32 optimizer, or an error naming the right entry point.
-    pub fn f32(&mut self, function: &str) -> Result<&mut CpuOptimizer<f32>> {
+    pub fn f32(&mut self, function: &str) -> Result<Typed<'_, f32>> {
         match self {
-            Handle::F32(o) => Ok(o),
-            Handle::F64(_) => Err(wrong_dtype(function, Dtype::F64)),
+            Handle::F32(o) => Ok(Typed::Host(o)),
+            #[cfg(feature = "cuda")]
+            Handle::CudaF32(o) => Ok(Typed::Device(o)),
+            _ => Err(wrong_dtype(function, Dtype::F64)),
         }
     }
 
     /// The f64 optimizer, or an error naming the right entry point.
-    pub fn f64(&mut self, function: &str) -> Result<&mut CpuOptimizer<f64>> {
+    pub fn f64(&mut self, function: &str) -> Result<Typed<'_, f64>> {
         match self {
-            Handle::F64(o) => Ok(o),
-            Handle::F32(_) => Err(wrong_dtype(function, Dtype::F32)),
+            Handle::F64(o) => Ok(Typed::Host(o)),
+            #[cfg(feature = "cuda")]
+            Handle::CudaF64(o) => Ok(Typed::Device(o)),
+            _ => Err(wrong_dtype(function, Dtype::F32)),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! * [`describe`] — what a binding asks instead of parsing the spec: components, state layout;
 //! * [`step`] — the step entry points (one-call, split, batch);
 //! * [`allreduce`] — sharded mode: the caller's all-reduce callback;
+//! * [`device`] — optimizers on a GPU: device pointers, the caller's stream;
 //! * [`xla`] — XLA FFI custom-call handlers for JAX (not part of lre.h).
 //!
 //! `include/lre.h` is generated from them by cbindgen.
@@ -15,6 +16,7 @@
 pub mod allreduce;
 pub mod api;
 pub mod describe;
+pub mod device;
 pub mod guard;
 pub mod handle;
 pub mod pointers;

@@ -3,16 +3,15 @@
 //! JAX), and the batch step with per-sample gradients.
 
 use super::guard::guard;
-use super::handle::{LreOptimizer, with_optimizer};
+use super::handle::{LreOptimizer, Typed, with_optimizer};
 use super::pointers::{self, check_disjoint, optimizer, out};
 use crate::backend::Scalar;
 use crate::error::{Error, Result};
-use crate::optimizer::CpuOptimizer;
 use std::ffi::c_void;
 
 /// A Hessian-vector product callback for element type `T` (`HvpF32` / `HvpF64` spelled out
 /// for cbindgen).
-type Hvp<T> =
+pub(crate) type Hvp<T> =
     Option<unsafe extern "C" fn(user: *mut c_void, v: *const T, hv: *mut T, n: usize) -> i32>;
 
 /// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
@@ -77,12 +76,20 @@ pub unsafe extern "C" fn lre_optimizer_step_f64(
 /// `params` and `grad` are NULL or arrays of `o.ndim()` elements that do not overlap; `hvp` is
 /// NULL or callable with `user`.
 unsafe fn step<T: Scalar>(
-    o: &mut CpuOptimizer<T>,
+    o: Typed<'_, T>,
     params: *mut T,
     grad: *const T,
     hvp: Hvp<T>,
     user: *mut c_void,
 ) -> Result<()> {
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
+    let o = match o {
+        Typed::Host(o) => o,
+        // SAFETY: forwarded caller contract (device pointers for a device optimizer).
+        #[cfg(feature = "cuda")]
+        Typed::Device(o) => return unsafe { super::device::step(o, params, grad, hvp, user) },
+    };
     let n = o.ndim();
     // SAFETY: caller contract (NULL or ndim readable elements).
     let grad = unsafe { pointers::slice(grad, n, "grad") }?;
@@ -145,15 +152,18 @@ pub unsafe extern "C" fn lre_optimizer_begin_f64(
 
 /// # Safety
 /// `grad` is NULL or an array of `o.ndim()` elements; `num_probes` is valid to write.
-unsafe fn begin<T: Scalar>(
-    o: &mut CpuOptimizer<T>,
-    grad: *const T,
-    num_probes: *mut usize,
-) -> Result<()> {
+unsafe fn begin<T: Scalar>(o: Typed<'_, T>, grad: *const T, num_probes: *mut usize) -> Result<()> {
     let num_probes = out(num_probes, "num_probes")?;
-    // SAFETY: caller contract.
-    let grad = unsafe { pointers::slice(grad, o.ndim(), "grad") }?;
-    let probes = o.begin(grad)?;
+    let probes = match o {
+        Typed::Host(o) => {
+            // SAFETY: caller contract.
+            let grad = unsafe { pointers::slice(grad, o.ndim(), "grad") }?;
+            o.begin(grad)?
+        }
+        // SAFETY: caller contract (a device vector of ndim elements).
+        #[cfg(feature = "cuda")]
+        Typed::Device(o) => unsafe { super::device::begin(o, grad) }?,
+    };
     // SAFETY: checked by `out`.
     unsafe { pointers::write(num_probes, probes) };
     Ok(())
@@ -198,7 +208,15 @@ pub unsafe extern "C" fn lre_optimizer_probes_f64(
 
 /// # Safety
 /// `probes` is NULL or valid for num_probes × ndim elements.
-unsafe fn write_probes<T: Scalar>(o: &CpuOptimizer<T>, probes: *mut T) -> Result<()> {
+unsafe fn write_probes<T: Scalar>(o: Typed<'_, T>, probes: *mut T) -> Result<()> {
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
+    let o = match o {
+        Typed::Host(o) => o,
+        // SAFETY: forwarded caller contract (device memory for a device optimizer).
+        #[cfg(feature = "cuda")]
+        Typed::Device(o) => return unsafe { super::device::write_probes(o, probes) },
+    };
     let count = o.begun_probes()?;
     if count == 0 {
         return Ok(());
@@ -256,7 +274,15 @@ pub unsafe extern "C" fn lre_optimizer_finish_f64(
 
 /// # Safety
 /// `params` is NULL or ndim elements; `hvps` is NULL or num_probes × ndim elements, disjoint.
-unsafe fn finish<T: Scalar>(o: &mut CpuOptimizer<T>, params: *mut T, hvps: *const T) -> Result<()> {
+unsafe fn finish<T: Scalar>(o: Typed<'_, T>, params: *mut T, hvps: *const T) -> Result<()> {
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
+    let o = match o {
+        Typed::Host(o) => o,
+        // SAFETY: forwarded caller contract (device pointers for a device optimizer).
+        #[cfg(feature = "cuda")]
+        Typed::Device(o) => return unsafe { super::device::finish(o, params, hvps) },
+    };
     let n = o.ndim();
     let count = o.begun_probes()?;
     let hvps: &[T] = if count == 0 {
@@ -360,7 +386,7 @@ pub unsafe extern "C" fn lre_optimizer_step_batch_f64(
 /// # Safety
 /// As `lre_optimizer_step_batch_f32`.
 unsafe fn step_batch<T: Scalar>(
-    o: &mut CpuOptimizer<T>,
+    o: Typed<'_, T>,
     params: *mut T,
     grads: *const T,
     batch: usize,
@@ -373,6 +399,16 @@ unsafe fn step_batch<T: Scalar>(
             "the batch step takes no HVP callback (no curvature uses both); pass NULL",
         ));
     }
+    // Without the "cuda" feature the host is the only variant.
+    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
+    let o = match o {
+        Typed::Host(o) => o,
+        // SAFETY: forwarded caller contract (device pointers for a device optimizer).
+        #[cfg(feature = "cuda")]
+        Typed::Device(o) => {
+            return unsafe { super::device::step_batch(o, params, grads, batch, values) };
+        }
+    };
     let n = o.ndim();
     let rows_len = batch
         .checked_mul(n)

@@ -4,7 +4,7 @@ use super::Optimizer;
 use crate::backend::{Backend, Cpu, Scalar};
 use crate::error::{Error, Result, Status};
 use crate::rng::Rng;
-use crate::spec::Config;
+use crate::spec::{Config, Device};
 use crate::state::{self, Decoder, Encoder};
 use std::io::{self, Write};
 use std::path::Path;
@@ -13,17 +13,7 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
     /// Recreates an optimizer — configuration included — from a saved state.
     pub fn from_state(bytes: &[u8]) -> Result<Self> {
         let mut dec = Decoder::new(bytes)?;
-        let config = saved_config(&dec)?;
-        if dec.dtype != T::DTYPE {
-            return Err(Error::new(
-                Status::LRE_ERR_STATE,
-                format!(
-                    "the state has dtype={}; this is an optimizer for {}",
-                    dec.dtype,
-                    T::DTYPE
-                ),
-            ));
-        }
+        let config = config_for::<T>(&dec, Device::Cpu)?;
         let mut opt = Self::from_config(config, dec.n)?;
         opt.restore(&mut dec)?;
         Ok(opt)
@@ -33,6 +23,24 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
     pub fn from_file(path: &Path) -> Result<Self> {
         Self::from_state(&state::file::read(path)?)
     }
+}
+
+/// The configuration recorded in a state blob, for an optimizer of element type `T` on
+/// `device` (a state resumes on any device: the format does not depend on it).
+pub(super) fn config_for<T: Scalar>(dec: &Decoder<'_>, device: Device) -> Result<Config> {
+    if dec.dtype != T::DTYPE {
+        return Err(Error::new(
+            Status::LRE_ERR_STATE,
+            format!(
+                "the state has dtype={}; this is an optimizer for {}",
+                dec.dtype,
+                T::DTYPE
+            ),
+        ));
+    }
+    let mut config = saved_config(dec)?;
+    config.device = device;
+    Ok(config)
 }
 
 /// The configuration recorded in a state blob.
@@ -45,8 +53,9 @@ fn saved_config(dec: &Decoder<'_>) -> Result<Config> {
     })
 }
 
-/// What differs between a saved configuration and an optimizer's, lr, weight_decay and threads
-/// aside (lr and weight_decay are state a schedule changes; threads belong to the machine).
+/// What differs between a saved configuration and an optimizer's, lr, weight_decay, threads and
+/// device aside (lr and weight_decay are state a schedule changes; threads and the device belong
+/// to the machine: a state written on a GPU resumes on the CPU and the reverse).
 fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let mut note = |key: &str, a: String, b: String| {
@@ -96,11 +105,6 @@ fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
         "shard_offset",
         saved.shard_offset.to_string(),
         current.shard_offset.to_string(),
-    );
-    note(
-        "device",
-        saved.device.to_string(),
-        current.device.to_string(),
     );
     out
 }
@@ -203,7 +207,7 @@ impl<B: Backend + 'static> Optimizer<B> {
     }
 
     /// Reads every buffer of a blob into this freshly built optimizer.
-    fn restore(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
+    pub(super) fn restore(&mut self, dec: &mut Decoder<'_>) -> Result<()> {
         dec.push("optimizer");
         self.step = dec.get_u64("step")?;
         self.last_rank = usize::try_from(dec.get_u64("rank")?).unwrap_or(usize::MAX);

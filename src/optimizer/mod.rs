@@ -6,10 +6,14 @@
 
 mod approximation;
 mod checkpoint;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod layout;
 mod step;
 
 pub use approximation::Current;
+#[cfg(feature = "cuda")]
+pub use gpu::CudaOptimizer;
 pub use layout::declare;
 
 use crate::backend::{AllReduce, Backend, Cpu, Reducer, Scalar, Shard};
@@ -67,13 +71,7 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
     /// configuration (`global_ndim`, `shard_offset`) holds rows `[shard_offset, shard_offset +
     /// n)` of the global parameter vector; n may then be 0.
     pub fn from_config(mut config: Config, n: usize) -> Result<Self> {
-        if config.dtype != T::DTYPE {
-            return Err(Error::invalid(format!(
-                "the spec says dtype={} but this optimizer is for {}",
-                config.dtype,
-                T::DTYPE
-            )));
-        }
+        check_dtype::<T>(&config)?;
         if let Device::Cuda(ordinal) = config.device {
             return Err(crate::backend::cuda_refusal(ordinal as usize));
         }
@@ -305,6 +303,18 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.chain.push(member);
         self.config.chain.push(component);
         Ok(())
+    }
+}
+
+/// An error unless the configuration's dtype is `T`.
+fn check_dtype<T: Scalar>(config: &Config) -> Result<()> {
+    match config.dtype == T::DTYPE {
+        true => Ok(()),
+        false => Err(Error::invalid(format!(
+            "the spec says dtype={} but this optimizer is for {}",
+            config.dtype,
+            T::DTYPE
+        ))),
     }
 }
 

@@ -521,19 +521,30 @@ impl<B: Backend + 'static> Optimizer<B> {
     }
 }
 
-impl<T: Scalar> Optimizer<Cpu<T>> {
-    /// One step with a Hessian-vector product callback: `hvp(v, hv)` writes H·v into `hv` and
-    /// returns true, or false to abort the step (`LRE_ERR_CALLBACK`; nothing changes). It is
-    /// called once per probe, synchronously.
-    pub fn step_with_hvp(
+impl<B: Backend + 'static> Optimizer<B> {
+    /// One step with a Hessian-vector product callback on the backend's vectors: `hvp(v, hv)`
+    /// writes H·v into `hv` and returns true, or false to abort the step (`LRE_ERR_CALLBACK`;
+    /// nothing changes). Called once per probe, synchronously.
+    pub fn step_with_hvp_vectors(
         &mut self,
-        params: &mut [T],
-        grad: &[T],
-        mut hvp: impl FnMut(&[T], &mut [T]) -> bool,
-    ) -> Result<()> {
+        params: B::InOut<'_>,
+        grad: B::Input<'_>,
+        mut hvp: impl FnMut(&B::Vector, &mut B::Vector) -> bool,
+    ) -> Result<()>
+    where
+        for<'x> B::Input<'x>: Copy,
+    {
         let probes = self.begin(grad)?;
-        let n = self.ndim();
-        let mut products = vec![vec![T::default(); n]; probes];
+        let mut products = Vec::with_capacity(probes);
+        for _ in 0..probes {
+            match self.backend.vector() {
+                Ok(v) => products.push(v),
+                Err(e) => {
+                    self.cancel();
+                    return Err(e);
+                }
+            }
+        }
         for (i, hv) in products.iter_mut().enumerate() {
             let probe = self.probe(i)?;
             if !hvp(probe, hv) {
@@ -546,8 +557,42 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
                 ));
             }
         }
-        let slices: Vec<&[T]> = products.iter().map(Vec::as_slice).collect();
-        self.finish_or_cancel(params, &slices)
+        let inputs: Vec<B::Input<'_>> = products.iter().map(|h| self.backend.as_input(h)).collect();
+        self.finish_or_cancel(params, &inputs)
+    }
+
+    /// One batch step on the backend's vectors: `rows` are the per-sample gradients, `values`
+    /// the per-sample values where the curvature needs them (residuals).
+    pub fn step_batch_rows(
+        &mut self,
+        params: B::InOut<'_>,
+        rows: &[B::Input<'_>],
+        values: Option<&[f64]>,
+    ) -> Result<()>
+    where
+        for<'x> B::Input<'x>: Copy,
+    {
+        if self.curvature.requirements().probes > 0 {
+            return Err(Error::invalid(
+                "the batch step has no HVPs; this curvature needs them",
+            ));
+        }
+        self.begin_batch(rows, values)?;
+        self.finish_or_cancel(params, &[])
+    }
+}
+
+impl<T: Scalar> Optimizer<Cpu<T>> {
+    /// One step with a Hessian-vector product callback: `hvp(v, hv)` writes H·v into `hv` and
+    /// returns true, or false to abort the step (`LRE_ERR_CALLBACK`; nothing changes). It is
+    /// called once per probe, synchronously.
+    pub fn step_with_hvp(
+        &mut self,
+        params: &mut [T],
+        grad: &[T],
+        mut hvp: impl FnMut(&[T], &mut [T]) -> bool,
+    ) -> Result<()> {
+        self.step_with_hvp_vectors(params, grad, |v, hv| hvp(v, hv))
     }
 
     /// One batch step: `per_sample` holds `batch` rows of n per-sample gradients (row-major),
@@ -566,13 +611,7 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
                 per_sample.len()
             )));
         }
-        if self.curvature.requirements().probes > 0 {
-            return Err(Error::invalid(
-                "the batch step has no HVPs; this curvature needs them",
-            ));
-        }
         let rows: Vec<&[T]> = per_sample.chunks_exact(n.max(1)).collect();
-        self.begin_batch(&rows, values)?;
-        self.finish_or_cancel(params, &[])
+        self.step_batch_rows(params, &rows, values)
     }
 }

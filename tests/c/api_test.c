@@ -413,6 +413,9 @@ static void test_params(void)
         return;
     }
     CHECK(get_param(opt, "lr") == 0.01, "default lr is not 0.01");
+    /* A stream is for optimizers on a GPU; a CPU optimizer refuses it. */
+    CHECK_STATUS(lre_optimizer_set_stream(opt, NULL), LRE_ERR_INVALID_ARGUMENT,
+                 "set_stream on a CPU optimizer");
     CHECK_STATUS(lre_optimizer_set_param(opt, "lr", -1.0), LRE_ERR_INVALID_ARGUMENT, "set lr = -1");
     CHECK(get_param(opt, "lr") == 0.01, "a rejected set_param changed lr");
     CHECK_STATUS(lre_optimizer_set_param(opt, "lr", NAN), LRE_ERR_INVALID_ARGUMENT, "set lr = NaN");

@@ -28,6 +28,17 @@ for name in "${names[@]}"; do
     test -x "$out/$name" || { echo "prepare.sh: no binary for test $name" >&2; exit 1; }
 done
 
+# examples/cuda/train.cu against the release library, with nvcc 13.0 from the wheels that the
+# test setup installs (tests/cuda_kernels.rs, tests/cuda_example.rs create target/tmp/cuda-env).
+nvcc=$(ls target/tmp/cuda-env/lib/python3*/site-packages/nvidia/cu13/bin/nvcc 2>/dev/null | head -1)
+test -n "$nvcc" || { echo "prepare.sh: no nvcc in target/tmp/cuda-env; run cargo test --test cuda_example first" >&2; exit 1; }
+cp target/release/deps/liblre.so "$out/liblre.so.1"
+strip "$out/liblre.so.1"
+ln -sf liblre.so.1 "$out/liblre.so"
+PATH="$(dirname "$nvcc"):$PATH" "$nvcc" -std=c++17 -Iinclude -Ibindings/cpp examples/cuda/train.cu \
+    -o "$out/cuda-train" -L"$out" -L"$(dirname "$nvcc")/../lib" -llre '-Xlinker=-rpath,$ORIGIN'
+strip "$out/cuda-train"
+
 limit=$((64 * 1024 * 1024))
 size=$(du -sb "$out" | cut -f1)
 ls -l "$out"

@@ -3,15 +3,16 @@
 # H100/H200): runs what tests/gpu/prepare.sh built on the CPU machine (tests/gpu/bin); it never
 # calls cargo. One command, a few minutes.
 #
-# What it checks today (src/backend/cuda/mod.rs: the device is found, the n-sized operations
-# are not implemented on it yet): the driver and cuBLAS 13 load; the committed PTX loads on
-# the device (the driver JIT-compiles it) and every kernel matches numpy in f64 on awkward
-# sizes (tests/gpu/kernels.py, with CuPy, the launch shapes the backend is to use); device 0
-# is found and described,
-# and creating an optimizer on it is refused with LRE_ERR_UNSUPPORTED rather than a panic or
-# LRE_ERR_DEVICE; the conformance suite runs (CPU backend). The CUDA backend's conformance run,
-# the CPU-vs-GPU trajectories, checkpoints across devices, the JAX GPU step and the n = 1e7
-# speed comparison against two cuBLAS SGEMVs belong here when the backend exists.
+# What it checks: the driver and cuBLAS 13 load; the committed PTX loads on the device (the
+# driver JIT-compiles it) and every kernel matches numpy in f64 on awkward sizes
+# (tests/gpu/kernels.py, with CuPy); then, from the binaries in tests/gpu/binaries.txt, with
+# LRE_REQUIRE_GPU=1 so that a missing GPU fails: device=cuda:0 creates a GPU optimizer; the
+# backend conformance suite on the CUDA backend (f32, f64); CPU vs GPU trajectories of the
+# default, ggt+[adam], eigen+[adam] and full_hutchinson_hessian in f32 and f64 (tolerance in
+# tests/gpu_trajectories.rs); checkpoints written on the GPU resumed on the CPU and the
+# reverse; the speed line (default step at n = 1e7, m = 100, f32, against two cuBLAS SGEMVs);
+# examples/cuda/train.cu (the C++ binding with cudaMalloc'd vectors and the caller's stream).
+# Not here yet: the JAX GPU step (lre.jax has no CUDA handlers).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=tests/gpu/bin
@@ -21,16 +22,34 @@ echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nvidia-smi not available"
 ldconfig -p | grep -E "libcuda\.so|libcublas\.so" || echo "no libcuda/libcublas in the linker cache"
 
+# cudarc finds cuBLAS by name: where it is not installed system-wide, use the pip wheel's.
+if ! ldconfig -p | grep -q "libcublas\.so\.13"; then
+    wheel=$(python3 -c '
+import glob, os, site
+bases = site.getsitepackages() + [site.getusersitepackages()]
+found = [p for b in bases for p in glob.glob(os.path.join(b, "nvidia", "**", "libcublas.so.13"), recursive=True)]
+print(os.path.dirname(found[0]) if found else "")')
+    if [ -n "$wheel" ]; then
+        echo "cuBLAS 13 from $wheel"
+        export LD_LIBRARY_PATH="$wheel:${LD_LIBRARY_PATH:-}"
+    fi
+fi
+
 status=0
 echo "== every kernel of the committed PTX on the device, against numpy (CuPy)"
 python3 tests/gpu/kernels.py src/backend/cuda/kernels.ptx || status=1
 
+export LRE_REQUIRE_GPU=1
 while read -r name; do
     echo "== test binary $name"
-    "$bin/$name" --test-threads=4 || status=1
+    # One test at a time: they share the GPU, and the speed line must run alone.
+    timeout 240 "$bin/$name" --test-threads=1 --nocapture || status=1
 done < <(grep -v '^#' tests/gpu/binaries.txt | grep .)
+
+echo "== examples/cuda/train.cu: the C API with cudaMalloc'd vectors"
+timeout 120 "$bin/cuda-train" || status=1
 
 echo "== device=cuda:0 as the library reports it"
 LRE_DEVICE_TEST_CHILD=1 "$bin/device" --exact cuda_device_is_refused_clearly_and_silently \
-    --nocapture 2>/dev/null | grep -E "STATUS|MESSAGE" || status=1
+    --nocapture 2>/dev/null | grep -E "STATUS|MESSAGE|CREATED" || status=1
 exit $status

@@ -70,6 +70,7 @@ SIGNATURES = {
     "lre_optimizer_finish_f32": (_status, [OptPtr, _f32p, _f32p]),
     "lre_optimizer_finish_f64": (_status, [OptPtr, _f64p, _f64p]),
     "lre_optimizer_cancel": (_status, [OptPtr]),
+    "lre_optimizer_set_stream": (_status, [OptPtr, c_void_p]),
     "lre_optimizer_step_batch_f32": (
         _status, [OptPtr, _f32p, _f32p, c_size_t, _f32p, HVP_F32, c_void_p]),
     "lre_optimizer_step_batch_f64": (
