@@ -9,6 +9,7 @@ use common::Xorshift;
 use lre::CpuOptimizer;
 use lre::backend::{Backend, Cpu, PackedMatrix};
 use lre::elem::ElemType;
+use lre::half::{Bf16, F16, Half};
 
 const FORMATS: [(ElemType, &str); 2] = [(ElemType::Bf16, "bf16"), (ElemType::F16, "f16")];
 
@@ -34,22 +35,38 @@ fn columns(rng: &mut Xorshift, n: usize, p: usize, decades: f64, top: f64) -> Ve
         .collect()
 }
 
-/// The packed matrix holding `cols`, and the values it stores (as `round` returns them).
+/// Column `j` of `m` as the values it stands for (codes over the scale), in f64.
+fn stored(m: &dyn PackedMatrix<Cpu<f32>>, j: usize, n: usize) -> Vec<f64> {
+    let mut codes = vec![0u16; n];
+    let scale = m.column_to_host(j, &mut codes);
+    codes
+        .iter()
+        .map(|&b| {
+            let v = match m.format() {
+                ElemType::Bf16 => Bf16(b).to_f32(),
+                _ => F16(b).to_f32(),
+            };
+            v as f64 / scale
+        })
+        .collect()
+}
+
+/// The packed matrix holding `cols`, and the values it stores.
 fn packed(
     be: &Cpu<f32>,
     format: ElemType,
     cols: &[Vec<f32>],
-) -> (Box<dyn PackedMatrix<Cpu<f32>>>, Vec<Vec<f32>>) {
+) -> (Box<dyn PackedMatrix<Cpu<f32>>>, Vec<Vec<f64>>) {
     let mut m = be.packed_matrix(format).unwrap();
     m.grow(cols.len()).unwrap();
-    let mut stored = Vec::new();
     for (j, c) in cols.iter().enumerate() {
-        let mut r = vec![0f32; c.len()];
-        let scale = m.round(c, &mut r);
-        m.set_column(j, &r, scale);
-        stored.push(r);
+        let scale = m.scale_for(c);
+        m.set_column(j, c, scale);
     }
-    (m, stored)
+    let values = (0..cols.len())
+        .map(|j| stored(m.as_ref(), j, cols[0].len()))
+        .collect();
+    (m, values)
 }
 
 /// Column dots against f64 references: with the stored values, within the streaming bound
@@ -71,9 +88,9 @@ fn column_dots_match_f64_within_the_stated_bounds() {
                 let mut out = vec![0.0; cols.len()];
                 m.column_dots(&[0, 1, 2, 3, 4, 5], &x, &mut out);
                 for j in 0..cols.len() {
-                    let dot = |c: &[f32]| -> (f64, f64) {
+                    let dot = |c: &[f64]| -> (f64, f64) {
                         c.iter().zip(&x).fold((0.0, 0.0), |(s, a), (c, x)| {
-                            let p = *c as f64 * *x as f64;
+                            let p = *c * *x as f64;
                             (s + p, a + p.abs())
                         })
                     };
@@ -83,7 +100,8 @@ fn column_dots_match_f64_within_the_stated_bounds() {
                         "{name}, threads {threads}, column {j}: {} vs stored {exact}",
                         out[j]
                     );
-                    let (given, magnitude) = dot(&cols[j]);
+                    let given_column: Vec<f64> = cols[j].iter().map(|v| *v as f64).collect();
+                    let (given, magnitude) = dot(&given_column);
                     let norm = cols[j]
                         .iter()
                         .map(|v| (*v as f64).powi(2))
@@ -103,7 +121,7 @@ fn column_dots_match_f64_within_the_stated_bounds() {
                 for (c, r) in cols.iter().zip(&stored) {
                     let norm = c.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
                     for (a, b) in c.iter().zip(r) {
-                        let err = (*a as f64 - *b as f64).abs();
+                        let err = (*a as f64 - *b).abs();
                         assert!(
                             err <= unit_roundoff(format) * (*a as f64).abs()
                                 + 2f64.powi(-39) * norm,
@@ -135,7 +153,7 @@ fn unprojection_matches_f64_within_the_stated_bound() {
             for i in 0..n {
                 let (mut sum, mut magnitude) = (0.0f64, 0.0f64);
                 for j in 0..9 {
-                    let p = w[j] * stored[j][i] as f64;
+                    let p = w[j] * stored[j][i];
                     sum += p;
                     magnitude += p.abs();
                 }
@@ -145,6 +163,54 @@ fn unprojection_matches_f64_within_the_stated_bound() {
                     (y[i] as f64 - exact).abs() <= bound * (1.0 + 1e-12),
                     "{name}, threads {threads}, row {i}: {} vs {exact}",
                     y[i]
+                );
+            }
+        }
+    }
+}
+
+/// The products a new column enters with are those of the column as it is then stored: with
+/// the stored columns within the streaming bound, with itself and another new column as f64
+/// sums of the stored values.
+#[test]
+fn entering_products_are_those_of_the_stored_column() {
+    let n = 90_001;
+    for threads in [1, 2] {
+        let be = Cpu::<f32>::new(n, threads);
+        for (format, name) in FORMATS {
+            let mut rng = Xorshift(5);
+            let cols = columns(&mut rng, n, 7, 3.0, 1e-3);
+            let (mut m, values) = packed(&be, format, &cols[..5]);
+            let (y, z) = (&cols[5], &cols[6]);
+            let (sy, sz) = (m.scale_for(y), m.scale_for(z));
+            let (products, inner) = m.entering_products(&[4, 0, 2], &[(y, sy), (z, sz)]);
+            m.grow(7).unwrap();
+            m.set_column(5, y, sy);
+            m.set_column(6, z, sz);
+            let (y_stored, z_stored) = (stored(m.as_ref(), 5, n), stored(m.as_ref(), 6, n));
+            let dot = |a: &[f64], b: &[f64]| -> (f64, f64) {
+                a.iter()
+                    .zip(b)
+                    .fold((0.0, 0.0), |(s, t), (a, b)| (s + a * b, t + (a * b).abs()))
+            };
+            for (row, v) in [(0, &y_stored), (1, &z_stored)] {
+                for (k, j) in [4, 0, 2].into_iter().enumerate() {
+                    let (exact, magnitude) = dot(&values[j], v);
+                    assert!(
+                        (products[row][k] - exact).abs() <= 1e-6 * magnitude,
+                        "{name}, threads {threads}: new {row} · column {j}"
+                    );
+                }
+            }
+            for ((i, a), (j, b)) in [
+                ((0, &y_stored), (0, &y_stored)),
+                ((1, &z_stored), (0, &y_stored)),
+            ] {
+                let (exact, magnitude) = dot(a, b);
+                assert!(
+                    (inner[(i, j)] - exact).abs() <= 1e-12 * magnitude
+                        && inner[(i, j)] == inner[(j, i)],
+                    "{name}, threads {threads}: inner ({i}, {j})"
                 );
             }
         }

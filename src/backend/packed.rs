@@ -22,13 +22,22 @@ pub trait PackedMatrix<B: Backend>: Send {
     /// Bytes held.
     fn bytes(&self) -> usize;
 
-    /// dst ← src rounded as a column written with the returned scale would store it (the
-    /// scale is a power of two chosen from ‖src‖, the same on every shard). Computing with dst
-    /// instead of src keeps products with the stored column exact to f64 accumulation.
-    fn round(&self, src: &B::Vector, dst: &mut B::Vector) -> f64;
+    /// The scale a column holding `src` gets: a power of two chosen from ‖src‖ (so the same on
+    /// every shard).
+    fn scale_for(&self, src: &B::Vector) -> f64;
 
-    /// Column `col` ← src·scale rounded to the format (src as returned by `round` with that
-    /// scale: then exactly).
+    /// Products of new columns, as they will be stored (each `(vector, scale)` rounded as
+    /// `set_column` rounds it), with the columns `cols` (one row per new column) and with each
+    /// other (c×c, symmetric), accumulated as `Backend::column_dots` and `Backend::dot` do. One
+    /// pass over the columns; the rounded vectors exist a block of rows at a time only, so no
+    /// n-sized scratch is held.
+    fn entering_products(
+        &self,
+        cols: &[usize],
+        new: &[(&B::Vector, f64)],
+    ) -> (Vec<Vec<f64>>, faer::Mat<f64>);
+
+    /// Column `col` ← src·scale rounded to the format, to nearest (ties to even).
     fn set_column(&mut self, col: usize, src: &B::Vector, scale: f64);
 
     /// out[j] ← ⟨column cols[j], x⟩, with the error bound of `Backend::column_dots`.

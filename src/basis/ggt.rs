@@ -15,8 +15,8 @@
 //! Per update: one pass over the window per new column and one to unproject; O(m³) small work.
 //!
 //! `storage=bf16` / `storage=f16` keeps the window in 16 bits (`backend::packed`): each new
-//! column is rounded once, with a power-of-two scale of its own, and the Gram entries are
-//! products of the rounded columns, so K is the Gram matrix of the window as stored.
+//! column is rounded once, with a power-of-two scale of its own, and its Gram entries are
+//! products of the column as rounded, so K is the Gram matrix of the window as stored.
 
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
@@ -166,8 +166,6 @@ struct Current {
 /// GGT basis over backend `B`.
 pub struct Ggt<B: Backend> {
     window: Window<B>,
-    /// A 16-bit window's new columns as rounded (scratch, one per column of an update).
-    rounded: Vec<B::Vector>,
     /// history_size: corrections (entries) kept.
     capacity: usize,
     /// Physical column of each logical column, oldest first.
@@ -196,7 +194,6 @@ impl<B: Backend + 'static> Ggt<B> {
         };
         Ok(Ggt {
             window,
-            rounded: Vec::new(),
             capacity,
             slots: VecDeque::new(),
             roles: VecDeque::new(),
@@ -354,37 +351,37 @@ impl<B: Backend + 'static> Basis<B> for Ggt<B> {
         let m_new = kept + c;
         // Dropped columns are reused; a no-op when the optimizer called `prepare`.
         self.reserve(be, m_old.max(m_new))?;
-        // A 16-bit window enters its new columns as rounded, so K is the stored window's.
-        let mut scales = Vec::new();
-        if let Window::Packed(packed) = &self.window {
-            while self.rounded.len() < c {
-                self.rounded.push(be.vector()?);
-            }
-            for ((v, _), r) in new.iter_mut().zip(&mut self.rounded) {
-                scales.push(packed.round(v, r));
-            }
-            for ((v, _), r) in new.iter_mut().zip(&self.rounded) {
-                *v = r;
-            }
-        }
-
         // The only n-sized work: products of the new columns with the old window and each other.
-        let products: Vec<Vec<f64>> = new
-            .iter()
-            .map(|(v, _)| {
-                let mut d = vec![0.0; m_old];
-                self.window.column_dots(be, &old, v, &mut d);
-                d
-            })
-            .collect();
-        let mut inner = Mat::<f64>::zeros(c, c);
-        for i in 0..c {
-            for j in 0..=i {
-                let v = be.dot(new[i].0, new[j].0);
-                inner[(i, j)] = v;
-                inner[(j, i)] = v;
+        // A 16-bit window forms them with the new columns as they will be stored (each with the
+        // scale it will get), so K is the Gram matrix of the stored window.
+        let mut scales = Vec::new();
+        let (products, inner) = match &self.window {
+            Window::Native(m) => {
+                let products: Vec<Vec<f64>> = new
+                    .iter()
+                    .map(|(v, _)| {
+                        let mut d = vec![0.0; m_old];
+                        be.column_dots(m, &old, v, &mut d);
+                        d
+                    })
+                    .collect();
+                let mut inner = Mat::<f64>::zeros(c, c);
+                for i in 0..c {
+                    for j in 0..=i {
+                        let v = be.dot(new[i].0, new[j].0);
+                        inner[(i, j)] = v;
+                        inner[(j, i)] = v;
+                    }
+                }
+                (products, inner)
             }
-        }
+            Window::Packed(p) => {
+                scales = new.iter().map(|(v, _)| p.scale_for(v)).collect();
+                let entering: Vec<(&B::Vector, f64)> =
+                    new.iter().zip(&scales).map(|((v, _), s)| (*v, *s)).collect();
+                p.entering_products(&old, &entering)
+            }
+        };
 
         let gram = Mat::from_fn(m_new, m_new, |i, j| match (i < kept, j < kept) {
             (true, true) => self.gram[(i + drop, j + drop)],
@@ -497,7 +494,7 @@ impl<B: Backend + 'static> Basis<B> for Ggt<B> {
     }
 
     fn state_bytes(&self, be: &B) -> usize {
-        self.window.bytes(be) + self.rounded.len() * be.matrix_bytes(1)
+        self.window.bytes(be)
     }
 
     /// The window in logical order (oldest first), its roles (omitted when all are unit

@@ -97,13 +97,10 @@ impl<T: Scalar> Column<T> for T {
 
 /// `Column::dots` for a 16-bit storage format.
 #[inline(always)]
-fn half_dots<H: Half + streaming::Streamed, T: Scalar, const G: usize>(
+fn half_dots<H: Half + streaming::Streamed + Column<T>, T: Scalar, const G: usize>(
     c: [&[H]; G],
     x: &[T],
-) -> [f64; G]
-where
-    H: Column<T>,
-{
+) -> [f64; G] {
     match T::as_f32(x) {
         Some(x) => streaming::dots(c, x),
         None => dots_f64(c, x),
@@ -192,10 +189,10 @@ fn lanes_sum(acc: &[f64; 8]) -> f64 {
 /// is long enough for the prefetcher to reach full speed (with BLOCK rows the f32 passes ran
 /// ~15 % above a plain read of the window on the 2-core development machine, with these within
 /// a few %), and the block's x (or f64 accumulator) still fits in L2.
-const PASS_BLOCK: usize = 4 * BLOCK;
+pub const PASS_BLOCK: usize = 4 * BLOCK;
 
 /// Consecutive blocks of `size` rows covering a row range.
-fn blocks(rows: &Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+pub fn blocks(rows: &Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     rows.clone()
         .step_by(size)
         .map(move |s| s..(s + size).min(rows.end))

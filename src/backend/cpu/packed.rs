@@ -2,13 +2,15 @@
 //! kernels as a window in the parameters' dtype (`kernels::Column`: streaming for f32 vectors),
 //! a power-of-two scale per column divided out of the k-sized results.
 
-use super::kernels::{Column, RowKernelMut};
+use super::kernels::{Column, ColumnDots, Dot, PASS_BLOCK, RowKernel, RowKernelMut, blocks};
 use super::{Cpu, too_big, zeroed};
 use crate::backend::{Backend, PackedMatrix, Scalar};
 use crate::elem::ElemType;
 use crate::error::{Error, Result, Status};
 use crate::half::{Bf16, F16, Half};
+use faer::Mat;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 /// A packed matrix in `format` for this backend, or an error naming a format that is not one.
 pub fn matrix<T: Scalar>(be: &Cpu<T>, format: ElemType) -> Result<Box<dyn PackedMatrix<Cpu<T>>>> {
@@ -51,7 +53,7 @@ struct Encode<'a, T, H, Out> {
     format: PhantomData<(H, Out)>,
 }
 
-/// The rounded values in the parameters' dtype (what `PackedMatrix::round` returns).
+/// The rounded values in the parameters' dtype (what the stored column holds, scale divided out).
 struct Decoded;
 /// The codes themselves (what `set_column` stores).
 struct Codes;
@@ -72,6 +74,55 @@ impl<T: Scalar, H: Half> RowKernelMut<H> for Encode<'_, T, H, Codes> {
         for (yi, s) in y.iter_mut().zip(&self.src[offset..]) {
             *yi = H::round(s.to_f64() * self.scale);
         }
+    }
+}
+
+/// `PackedMatrix::entering_products` over a range of rows: per block, each new vector rounded
+/// into a block-long buffer, then its dots with the stored columns and with the other buffers.
+/// Output: for each new vector its dots with the columns, then the pairs (i, j ≤ i) in order.
+struct EnteringProducts<'a, T, H> {
+    columns: &'a [&'a [H]],
+    new: &'a [(&'a [T], f64)],
+}
+
+impl<T: Scalar, H: Half + Column<T>> RowKernel for EnteringProducts<'_, T, H> {
+    type Out = Vec<f64>;
+    #[inline(always)]
+    fn run(&self, rows: Range<usize>) -> Vec<f64> {
+        let (m, c) = (self.columns.len(), self.new.len());
+        let mut total = vec![0.0; c * m + c * (c + 1) / 2];
+        let mut buffers = vec![vec![T::default(); PASS_BLOCK.min(rows.len())]; c];
+        for b in blocks(&rows, PASS_BLOCK) {
+            let len = b.len();
+            for (buffer, &(src, scale)) in buffers.iter_mut().zip(self.new) {
+                let rounding = Encode::<T, H, Decoded> {
+                    src,
+                    scale,
+                    format: PhantomData,
+                };
+                rounding.run(b.start, &mut buffer[..len]);
+            }
+            let block: Vec<&[H]> = self.columns.iter().map(|col| &col[b.clone()]).collect();
+            for (i, buffer) in buffers.iter().enumerate() {
+                let dots = ColumnDots {
+                    columns: &block,
+                    x: &buffer[..len],
+                }
+                .run(0..len);
+                for (t, d) in total[i * m..(i + 1) * m].iter_mut().zip(dots) {
+                    *t += d;
+                }
+            }
+            let mut at = c * m;
+            for i in 0..c {
+                for j in 0..=i {
+                    let (x, y) = (&buffers[i][..len], &buffers[j][..len]);
+                    total[at] += Dot { x, y }.run(0..len);
+                    at += 1;
+                }
+            }
+        }
+        total
     }
 }
 
@@ -105,15 +156,46 @@ impl<T: Scalar, H: Half + Column<T>> PackedMatrix<Cpu<T>> for CpuPacked<T, H> {
         self.data.len() * H::TYPE.size()
     }
 
-    fn round(&self, src: &Vec<T>, dst: &mut Vec<T>) -> f64 {
-        let scale = H::scale_for(self.be.dot(src, src).sqrt());
-        let kernel = Encode::<T, H, Decoded> {
-            src,
-            scale,
-            format: PhantomData,
-        };
-        self.be.for_rows_mut(&kernel, dst);
-        scale
+    fn scale_for(&self, src: &Vec<T>) -> f64 {
+        H::scale_for(self.be.dot(src, src).sqrt())
+    }
+
+    fn entering_products(
+        &self,
+        cols: &[usize],
+        new: &[(&Vec<T>, f64)],
+    ) -> (Vec<Vec<f64>>, Mat<f64>) {
+        let columns: Vec<&[H]> = cols.iter().map(|&j| self.column(j)).collect();
+        let new: Vec<(&[T], f64)> = new.iter().map(|&(v, s)| (v.as_slice(), s)).collect();
+        let (m, c) = (cols.len(), new.len());
+        let mut total = vec![0.0; c * m + c * (c + 1) / 2];
+        for part in self.be.map_rows(&EnteringProducts {
+            columns: &columns,
+            new: &new,
+        }) {
+            for (t, p) in total.iter_mut().zip(part) {
+                *t += p;
+            }
+        }
+        self.be.all_reduce(&mut total);
+        // The buffers held the rounded values themselves; the columns' codes carry their scale.
+        let products = (0..c)
+            .map(|i| {
+                (0..m)
+                    .map(|j| total[i * m + j] / self.scales[cols[j]])
+                    .collect()
+            })
+            .collect();
+        let mut inner = Mat::zeros(c, c);
+        let mut at = c * m;
+        for i in 0..c {
+            for j in 0..=i {
+                inner[(i, j)] = total[at];
+                inner[(j, i)] = total[at];
+                at += 1;
+            }
+        }
+        (products, inner)
     }
 
     fn set_column(&mut self, col: usize, src: &Vec<T>, scale: f64) {
