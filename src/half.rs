@@ -94,8 +94,8 @@ impl Half for Bf16 {
     }
 }
 
-/// 2^112: moves binary16's exponent bias (15) to f32's (127).
-const F16_REBIAS: f32 = 5.192_297e33;
+/// 2⁻²⁴, binary16's subnormal quantum.
+const F16_QUANTUM: f32 = 1.0 / (1u32 << 24) as f32;
 
 impl Half for F16 {
     const TYPE: ElemType = ElemType::F16;
@@ -113,10 +113,15 @@ impl Half for F16 {
     }
     #[inline(always)]
     fn to_f32(self) -> f32 {
-        // Exponent and mantissa shifted into f32's fields read 2^-112 times the value (a
-        // subnormal code becomes an f32 subnormal with the same scaling), so one exact multiply.
-        let magnitude = f32::from_bits(((self.0 & 0x7fff) as u32) << 13) * F16_REBIAS;
-        f32::from_bits(magnitude.to_bits() | (((self.0 & 0x8000) as u32) << 16))
+        // Normal: exponent and mantissa shifted into f32's fields, the exponent rebiased by an
+        // integer add (112 = 127 − 15). Zero and subnormal: the mantissa counts 2⁻²⁴. Both are
+        // computed and one selected, so the loops that read a window stay branch-free (an
+        // f32 multiply by 2¹¹² instead would meet f32 subnormals, slow on x86).
+        let h = self.0 as u32;
+        let normal = f32::from_bits(((h & 0x7fff) << 13) + (112 << 23));
+        let subnormal = (h & 0x3ff) as f32 * F16_QUANTUM;
+        let magnitude = if h & 0x7c00 == 0 { subnormal } else { normal };
+        f32::from_bits(magnitude.to_bits() | ((h & 0x8000) << 16))
     }
     #[inline(always)]
     fn round(y: f64) -> Self {
