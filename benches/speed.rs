@@ -9,12 +9,13 @@
 //! and against plain Adam (`basis=identity; chain=[adam]`). Also the n-sized state held, against
 //! n·m·4 bytes. A second table times the main curvatures (HVP curvatures through the callback
 //! step, per-sample ones through the batch step); a third runs every basis with rank (or
-//! history) 100. Every table covers every size and threads 1 and 2. The default table ends with
-//! its targets, met or not, with the numbers.
+//! history) 100; a fourth runs the default with its GGT window stored in bf16 and f16
+//! (`ggt(storage=…)`) against the same f32 floors. Every table covers every size and threads 1
+//! and 2. The default and storage tables end with their targets, met or not, with the numbers.
 //!
 //!     cargo bench --bench speed                 # n = 1e4, 1e5, 1e6, threads 1 and 2
 //!     LRE_BENCH_QUICK=1 cargo bench --bench speed   # a seconds-long smoke run (n = 1e4)
-//!     LRE_BENCH_ONLY=default,curvatures cargo bench --bench speed   # a subset of the tables
+//!     LRE_BENCH_ONLY=default,storage cargo bench --bench speed   # a subset of the tables
 //!     LRE_BENCH_SIZES=10000,100000 cargo bench --bench speed        # other sizes
 //!
 //! Every row also goes to a CSV file (`LRE_BENCH_CSV`, default target/speed.csv).
@@ -387,6 +388,9 @@ fn main() {
     if wanted("bases") {
         bases(&sizes, quick, &mut csv);
     }
+    if wanted("storage") {
+        storage(&sizes, quick, &mut csv);
+    }
     csv.write();
 }
 
@@ -434,41 +438,105 @@ fn print_targets(rows: &[Row]) {
     }
 }
 
+/// The default configuration with the window in 16 bits, against the f32 window's floors: the
+/// step within 0.6× two streaming reads of the f32 window (half the bytes, and some headroom for
+/// the gradient's own passes), the state within 0.51 × n·m·4 bytes.
+const HALF_STREAM_TARGET: f64 = 0.6;
+const HALF_STATE_TARGET: f64 = 0.51;
+
+/// Prints the 16-bit storage targets with their numbers (the step at n ≥ 1e6, both).
+fn print_storage_targets(rows: &[Row]) {
+    println!();
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    for r in rows.iter().filter(|r| r.config != "storage=params") {
+        let ratio = r.ms / r.floor.stream;
+        if r.n >= 1_000_000 {
+            println!(
+                "Target: {} step ≤ {HALF_STREAM_TARGET}× the f32 streaming floor at n = {}, \
+                 threads = {}: {:.2} ms / {:.2} ms = {ratio:.2} — {}",
+                r.config,
+                r.n,
+                r.threads,
+                r.ms,
+                r.floor.stream,
+                verdict(ratio <= HALF_STREAM_TARGET)
+            );
+        }
+        println!(
+            "Target: {} state ≤ {HALF_STATE_TARGET} × n·m·4 bytes at n = {}, threads = {}: \
+             {:.3} — {}",
+            r.config,
+            r.n,
+            r.threads,
+            r.state_ratio,
+            verdict(r.state_ratio <= HALF_STATE_TARGET)
+        );
+    }
+}
+
 /// The default configuration (medians after the window is full) at every size and thread count.
 fn default_configuration(sizes: &[usize], quick: bool, csv: &mut Csv) {
+    println!(
+        "Default configuration (covariance, ggt(history_size=100), [adam, cautious, normalize_by_ema])\n"
+    );
+    let rows = default_rows(sizes, quick, csv, &[("default", "")]);
+    print_targets(&rows);
+}
+
+/// The default configuration with `storage=bf16` and `storage=f16` next to the f32 window, every
+/// row against the f32 window's floors.
+fn storage(sizes: &[usize], quick: bool, csv: &mut Csv) {
+    println!("\nDefault configuration with the GGT window in 16 bits (ggt(storage=…))\n");
+    let configs = ["storage=params", "storage=bf16", "storage=f16"].map(|s| (s, s));
+    let rows = default_rows(sizes, quick, csv, &configs);
+    print_storage_targets(&rows);
+}
+
+/// Rows of the default configuration, ggt's options extended by each config's text (name,
+/// options), at every size and thread count.
+fn default_rows<'a>(
+    sizes: &[usize],
+    quick: bool,
+    csv: &mut Csv,
+    configs: &[(&'a str, &str)],
+) -> Vec<Row<'a>> {
     let m = 100;
     let steps = if quick { 5 } else { 15 };
-    println!(
-        "Default configuration (covariance, ggt(history_size={m}), [adam, cautious, normalize_by_ema])\n"
-    );
     print_header("config");
     let mut rows = Vec::new();
     for &n in sizes {
         for threads in [1, 2] {
-            let spec = format!("basis=ggt(history_size={m}); threads={threads}");
-            let mut floors = Floors::new(n, m, threads);
-            let timing = Timing {
-                feed: Feed::Gradient,
-                warmup: m,
-                steps,
-                floors: Some(&mut floors),
-            };
-            let (lre, state) = time_steps(&spec, n, timing);
-            let row = Row {
-                table: "default",
-                config: "default",
-                n,
-                threads,
-                ms: median(lre),
-                floor: floors.medians(),
-                adam: adam_ms(n, threads, steps),
-                state_ratio: state as f64 / (n * m * 4) as f64,
-            };
-            csv.record(&row);
-            rows.push(row);
+            for &(config, options) in configs {
+                let sep = if options.is_empty() { "" } else { ", " };
+                let spec = format!("basis=ggt(history_size={m}{sep}{options}); threads={threads}");
+                let mut floors = Floors::new(n, m, threads);
+                let timing = Timing {
+                    feed: Feed::Gradient,
+                    warmup: m,
+                    steps,
+                    floors: Some(&mut floors),
+                };
+                let (lre, state) = time_steps(&spec, n, timing);
+                let row = Row {
+                    table: if options.is_empty() {
+                        "default"
+                    } else {
+                        "storage"
+                    },
+                    config,
+                    n,
+                    threads,
+                    ms: median(lre),
+                    floor: floors.medians(),
+                    adam: adam_ms(n, threads, steps),
+                    state_ratio: state as f64 / (n * m * 4) as f64,
+                };
+                csv.record(&row);
+                rows.push(row);
+            }
         }
     }
-    print_targets(&rows);
+    rows
 }
 
 /// The main curvatures on the default basis and chain: HVP curvatures through the callback step

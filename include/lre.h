@@ -111,7 +111,8 @@ enum lre_buffer_kind
    */
   LRE_BUFFER_HOST = 0,
   /**
-   * n-sized: `rows` = n (the parameters' index), `cols` vectors, in the parameters' dtype.
+   * n-sized: `rows` = n (the parameters' index), `cols` vectors, in the parameters' dtype or,
+   * for a window in a storage format, in `dtype`.
    */
   LRE_BUFFER_VECTORS = 1,
   /**
@@ -138,6 +139,14 @@ enum lre_dtype
   LRE_DTYPE_F32 = 1,
   LRE_DTYPE_F64 = 2,
   LRE_DTYPE_U64 = 3,
+  /**
+   * bfloat16, as its 16 bits (a window with `storage=bf16`).
+   */
+  LRE_DTYPE_BF16 = 4,
+  /**
+   * IEEE binary16 (a window with `storage=f16`).
+   */
+  LRE_DTYPE_F16 = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

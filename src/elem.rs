@@ -1,6 +1,7 @@
 //! Element types, in one place: the optimizer's dtype (f32 or f64: parameters, gradients and
-//! n-sized state) and the element types of stored buffers (the dtypes and u64), with their codes
-//! in the state format and the C API.
+//! n-sized state) and the element types of stored buffers (the dtypes, u64, and the 16-bit
+//! storage formats of a GGT window, `crate::half`), with their codes in the state format and the
+//! C API.
 
 use std::fmt;
 
@@ -26,6 +27,10 @@ pub enum ElemType {
     F32 = 1,
     F64 = 2,
     U64 = 3,
+    /// bfloat16 (`ggt(storage=bf16)`), stored as its 16 bits.
+    Bf16 = 4,
+    /// IEEE binary16 (`ggt(storage=f16)`), stored as its 16 bits.
+    F16 = 5,
 }
 
 impl ElemType {
@@ -34,12 +39,15 @@ impl ElemType {
             1 => Some(ElemType::F32),
             2 => Some(ElemType::F64),
             3 => Some(ElemType::U64),
+            4 => Some(ElemType::Bf16),
+            5 => Some(ElemType::F16),
             _ => None,
         }
     }
 
     pub fn size(self) -> usize {
         match self {
+            ElemType::Bf16 | ElemType::F16 => 2,
             ElemType::F32 => 4,
             ElemType::U64 | ElemType::F64 => 8,
         }
@@ -50,6 +58,8 @@ impl ElemType {
             ElemType::F32 => "f32",
             ElemType::F64 => "f64",
             ElemType::U64 => "u64",
+            ElemType::Bf16 => "bf16",
+            ElemType::F16 => "f16",
         }
     }
 }

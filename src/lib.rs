@@ -33,6 +33,7 @@ pub mod error;
 pub mod family;
 #[allow(unsafe_code)]
 pub mod ffi;
+pub mod half;
 pub mod inner;
 pub mod linalg;
 pub mod optimizer;

@@ -9,7 +9,7 @@ use lre::{Config, CpuOptimizer, Dtype, Error, Status};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The canonical form of the default configuration, every default filled in.
-const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=100, truncate=none, eig_tol=1e-5, \
+const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=100, storage=params, truncate=none, eig_tol=1e-5, \
      damping=0, rdamping=0, abs=false); chain=[adam(beta1=0.9, beta2=0.99, eps=1e-8, amsgrad_beta=none), \
      cautious, clip_norm_by_ema(beta=0.99, max_growth=1.2, normalize=true, min_norm=0.01, init=0.1)]; \
      lr=0.01; weight_decay=0; update_freq=1; init_steps=0; symmetrize=true; seed=0; dtype=f32; device=cpu; \

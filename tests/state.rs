@@ -61,6 +61,9 @@ fn resume_specs() -> Vec<String> {
              basis=ggt(history_size=4); chain=[hutchinson_adam, full_matrix_hutchinson_adam]",
             "basis=eigen(rank=3, beta=none, abs=true, update_truncate=2); init_steps=5; update_freq=2",
             "basis=hebbian_learning(rank=2, opt=stiefel_gd, reortho_freq=2)",
+            "basis=ggt(history_size=4, storage=bf16); chain=[adam]; update_freq=2",
+            "curvature=full_hutchinson_hessian(z=s, orthogonalize=true); symmetrize=false; \
+             basis=ggt(history_size=3, storage=f16)",
         ]
         .map(String::from),
     );
@@ -524,7 +527,7 @@ fn check_declared(opt: &CpuOptimizer<f32>, blob: &[u8], context: &str) {
         );
         let elements: u128 = shape.iter().map(|&d| d as u128).product();
         match decl.extent {
-            Extent::Vectors(count) => assert!(
+            Extent::Vectors(count) | Extent::StoredVectors(_, count) => assert!(
                 shape.len() == 2 && shape[1] == n && shape[0] as u128 <= count,
                 "{context}: {name} has shape {shape:?}, declared {count} vectors of {n}"
             ),

@@ -12,14 +12,17 @@ pub mod cpu;
 #[allow(unsafe_code)]
 pub mod cuda;
 pub mod normal;
+pub mod packed;
 pub mod scalar;
 pub mod shard;
 mod tall_qr;
 
 pub use cpu::Cpu;
+pub use packed::PackedMatrix;
 pub use scalar::Scalar;
 pub use shard::{AllReduce, Reducer, Shard};
 
+use crate::elem::ElemType;
 use crate::error::{Error, Result};
 use faer::{Mat, MatRef};
 
@@ -199,6 +202,18 @@ pub trait Backend: Send + Clone {
 
     /// M[:, cols] ← min(max(M[:, cols], −limit), limit), entrywise.
     fn clamp_columns(&self, m: &mut Self::Matrix, cols: &[usize], limit: f64);
+
+    /// An empty matrix of n-vectors stored in the 16-bit `format` (`ElemType::Bf16` or
+    /// `ElemType::F16`), or `LRE_ERR_UNSUPPORTED` on a backend without one.
+    fn packed_matrix(&self, format: ElemType) -> Result<Box<dyn PackedMatrix<Self>>>
+    where
+        Self: 'static,
+    {
+        Err(Error::unsupported(format!(
+            "storage={}: windows in 16-bit storage are implemented on the CPU backend only",
+            format.name()
+        )))
+    }
 
     /// Tall QR of A = M[:, cols] (n×p, p ≤ global n): A is replaced by Q with orthonormal columns and
     /// R (p×p, upper triangular) with A = Q·R is returned. CholeskyQR2 on f64 Gram matrices,

@@ -13,6 +13,10 @@
 //! Projection is Wᵀ(Mᵀg), unprojection M·(W·u), and the change of basis
 //! C = W_newᵀ·(M_newᵀM_old)·W_old, with M_newᵀM_old read off K_old and the new Gram rows.
 //! Per update: one pass over the window per new column and one to unproject; O(m³) small work.
+//!
+//! `storage=bf16` / `storage=f16` keeps the window in 16 bits (`backend::packed`): each new
+//! column is rounded once, with a power-of-two scale of its own, and its Gram entries are
+//! products of the column as rounded, so K is the Gram matrix of the window as stored.
 
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
@@ -28,7 +32,9 @@ use std::collections::VecDeque;
 use crate::component::ComponentSpec;
 use crate::state::layout::{Dims, Layout, cells};
 use super::{ABS, DAMPING, Declared, RDAMPING, TRUNCATE, eig_tol};
-use crate::component::int;
+use crate::backend::PackedMatrix;
+use crate::component::{int, word};
+use crate::elem::ElemType;
 
 /// The component(s) this file implements.
 pub static COMPONENTS: [ComponentSpec; 1] = [
@@ -36,6 +42,13 @@ pub static COMPONENTS: [ComponentSpec; 1] = [
         name: "ggt",
         params: &[
             int("history_size", 100, 1, "window of correction columns"),
+            word(
+                "storage",
+                "params",
+                &["params", "bf16", "f16"],
+                "element type of the window: the parameters' dtype, or 16 bits (half the memory \
+                 and traffic; rounded once per column, with a power-of-two scale per column)",
+            ),
             TRUNCATE,
             eig_tol(1e-5),
             DAMPING,
@@ -55,14 +68,71 @@ pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, _seed): (&B, u64))
 pub fn state(c: &Component, dims: &Dims) -> Declared {
     let m = c.usize("history_size").saturating_mul(if dims.paired { 2 } else { 1 });
     let k = m.min(dims.n);
-    let layout = Layout::new()
-        .vectors("window", m as u128)
+    let layout = match storage(c) {
+        None => Layout::new().vectors("window", m as u128),
+        Some(format) => Layout::new()
+            .stored_vectors("window", format, m as u128)
+            .f64s("window_scale", m as u128),
+    };
+    let layout = layout
         .f64s("alpha", m as u128)
         .u64s("role", m as u128)
         .f64s("gram", cells(m, m))
         .f64s("coeffs", cells(k, m))
         .f64s("eigenvalues", k as u128);
     Declared { layout, rank: k }
+}
+
+/// The window's 16-bit storage format, or None for the parameters' dtype.
+fn storage(c: &Component) -> Option<ElemType> {
+    match c.word("storage") {
+        "bf16" => Some(ElemType::Bf16),
+        "f16" => Some(ElemType::F16),
+        _ => None,
+    }
+}
+
+/// The window's columns: in the parameters' dtype, or in a 16-bit format.
+enum Window<B: Backend> {
+    Native(B::Matrix),
+    Packed(Box<dyn PackedMatrix<B>>),
+}
+
+impl<B: Backend> Window<B> {
+    fn columns(&self, be: &B) -> usize {
+        match self {
+            Window::Native(m) => be.matrix_columns(m),
+            Window::Packed(p) => p.columns(),
+        }
+    }
+
+    fn grow(&mut self, be: &B, cols: usize) -> Result<()> {
+        match self {
+            Window::Native(m) => be.grow_matrix(m, cols),
+            Window::Packed(p) => p.grow(cols),
+        }
+    }
+
+    fn bytes(&self, be: &B) -> usize {
+        match self {
+            Window::Native(m) => be.matrix_bytes(be.matrix_columns(m)),
+            Window::Packed(p) => p.bytes(),
+        }
+    }
+
+    fn column_dots(&self, be: &B, cols: &[usize], x: &B::Vector, out: &mut [f64]) {
+        match self {
+            Window::Native(m) => be.column_dots(m, cols, x, out),
+            Window::Packed(p) => p.column_dots(cols, x, out),
+        }
+    }
+
+    fn add_columns(&self, be: &B, cols: &[usize], w: &[f64], y: B::InOut<'_>) {
+        match self {
+            Window::Native(m) => be.add_columns(m, cols, w, y),
+            Window::Packed(p) => p.add_columns(cols, w, y),
+        }
+    }
 }
 
 /// Relative cut-off of K's eigenvalues in the K^½ path (the window's numerical rank).
@@ -95,7 +165,7 @@ struct Current {
 
 /// GGT basis over backend `B`.
 pub struct Ggt<B: Backend> {
-    window: B::Matrix,
+    window: Window<B>,
     /// history_size: corrections (entries) kept.
     capacity: usize,
     /// Physical column of each logical column, oldest first.
@@ -113,13 +183,17 @@ pub struct Ggt<B: Backend> {
     cached: Vec<Option<Vec<f64>>>,
 }
 
-impl<B: Backend> Ggt<B> {
+impl<B: Backend + 'static> Ggt<B> {
     pub fn new(c: &Component, be: &B) -> Result<Self> {
         let capacity = c.usize("history_size");
         // A rank above n only adds round-off directions (docs/algorithm.md §7 item 19).
         let truncate = c.opt_usize("truncate").unwrap_or(usize::MAX).min(be.global_ndim());
+        let window = match storage(c) {
+            None => Window::Native(be.matrix(0)?),
+            Some(format) => Window::Packed(be.packed_matrix(format)?),
+        };
         Ok(Ggt {
-            window: be.matrix(0)?,
+            window,
             capacity,
             slots: VecDeque::new(),
             roles: VecDeque::new(),
@@ -141,10 +215,11 @@ impl<B: Backend> Ggt<B> {
     /// Grows the window so it holds at least `columns` (at most two per entry): doubling up to
     /// history_size columns, exactly beyond (only pairs of an asymmetric correction need more).
     fn reserve(&mut self, be: &B, columns: usize) -> Result<()> {
-        let have = be.matrix_columns(&self.window);
+        let have = self.window.columns(be);
         let needed = columns.min(2 * self.capacity);
         if have < needed {
-            be.grow_matrix(&mut self.window, needed.max((2 * have).min(self.capacity)))?;
+            self.window
+                .grow(be, needed.max((2 * have).min(self.capacity)))?;
         }
         Ok(())
     }
@@ -233,7 +308,7 @@ fn state_error(message: impl Into<String>) -> Error {
     Error::new(Status::LRE_ERR_STATE, message)
 }
 
-impl<B: Backend> Basis<B> for Ggt<B> {
+impl<B: Backend + 'static> Basis<B> for Ggt<B> {
     /// The window grows as it fills, so memory follows what is used (and a loaded state can
     /// only allocate what it contains).
     fn prepare(&mut self, be: &B, new_columns: usize) -> Result<()> {
@@ -276,24 +351,37 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         let m_new = kept + c;
         // Dropped columns are reused; a no-op when the optimizer called `prepare`.
         self.reserve(be, m_old.max(m_new))?;
-
         // The only n-sized work: products of the new columns with the old window and each other.
-        let products: Vec<Vec<f64>> = new
-            .iter()
-            .map(|(v, _)| {
-                let mut d = vec![0.0; m_old];
-                be.column_dots(&self.window, &old, v, &mut d);
-                d
-            })
-            .collect();
-        let mut inner = Mat::<f64>::zeros(c, c);
-        for i in 0..c {
-            for j in 0..=i {
-                let v = be.dot(new[i].0, new[j].0);
-                inner[(i, j)] = v;
-                inner[(j, i)] = v;
+        // A 16-bit window forms them with the new columns as they will be stored (each with the
+        // scale it will get), so K is the Gram matrix of the stored window.
+        let mut scales = Vec::new();
+        let (products, inner) = match &self.window {
+            Window::Native(m) => {
+                let products: Vec<Vec<f64>> = new
+                    .iter()
+                    .map(|(v, _)| {
+                        let mut d = vec![0.0; m_old];
+                        be.column_dots(m, &old, v, &mut d);
+                        d
+                    })
+                    .collect();
+                let mut inner = Mat::<f64>::zeros(c, c);
+                for i in 0..c {
+                    for j in 0..=i {
+                        let v = be.dot(new[i].0, new[j].0);
+                        inner[(i, j)] = v;
+                        inner[(j, i)] = v;
+                    }
+                }
+                (products, inner)
             }
-        }
+            Window::Packed(p) => {
+                scales = new.iter().map(|(v, _)| p.scale_for(v)).collect();
+                let entering: Vec<(&B::Vector, f64)> =
+                    new.iter().zip(&scales).map(|((v, _), s)| (*v, *s)).collect();
+                p.entering_products(&old, &entering)
+            }
+        };
 
         let gram = Mat::from_fn(m_new, m_new, |i, j| match (i < kept, j < kept) {
             (true, true) => self.gram[(i + drop, j + drop)],
@@ -343,10 +431,13 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         });
 
         // Commit: reuse fresh physical columns first, then the dropped ones.
-        let mut free: Vec<usize> = (m_old..be.matrix_columns(&self.window)).collect();
+        let mut free: Vec<usize> = (m_old..self.window.columns(be)).collect();
         free.extend(self.slots.drain(..drop));
-        for ((v, _), slot) in new.iter().zip(free) {
-            be.set_column(&mut self.window, slot, v);
+        for (i, ((v, _), slot)) in new.iter().zip(free).enumerate() {
+            match &mut self.window {
+                Window::Native(m) => be.set_column(m, slot, v),
+                Window::Packed(p) => p.set_column(slot, v, scales[i]),
+            }
             self.slots.push_back(slot);
         }
         self.roles = roles.into();
@@ -384,7 +475,7 @@ impl<B: Backend> Basis<B> for Ggt<B> {
             (None, Source::CorrectionColumn(_, x) | Source::Vector(x)) => {
                 let slots: Vec<usize> = self.slots.iter().copied().collect();
                 let mut p = vec![0.0; slots.len()];
-                be.column_dots(&self.window, &slots, x, &mut p);
+                self.window.column_dots(be, &slots, x, &mut p);
                 p
             }
         };
@@ -399,20 +490,32 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         let mut w = mat_vec(current.coeffs.as_ref(), u);
         w.iter_mut().for_each(|x| *x *= alpha);
         let slots: Vec<usize> = self.slots.iter().copied().collect();
-        be.add_columns(&self.window, &slots, &w, y);
+        self.window.add_columns(be, &slots, &w, y);
     }
 
     fn state_bytes(&self, be: &B) -> usize {
-        be.matrix_bytes(be.matrix_columns(&self.window))
+        self.window.bytes(be)
     }
 
     /// The window in logical order (oldest first), its roles (omitted when all are unit
     /// weights), its Gram matrix and the current basis. Physical slots and cached products are
     /// not state.
     fn save(&self, be: &B, enc: &mut Encoder<'_>) {
-        enc.put_rows::<B::Elem>("window", self.slots.len(), be.ndim(), |i, out| {
-            be.column_to_host(&self.window, self.slots[i], out)
-        });
+        match &self.window {
+            Window::Native(m) => {
+                enc.put_rows::<B::Elem>("window", self.slots.len(), be.ndim(), |i, out| {
+                    be.column_to_host(m, self.slots[i], out)
+                })
+            }
+            Window::Packed(p) => {
+                let mut scales = vec![0.0; self.slots.len()];
+                let rows = self.slots.len();
+                enc.put_rows_as::<u16>("window", p.format(), rows, be.ndim(), |i, out| {
+                    scales[i] = p.column_to_host(self.slots[i], out)
+                });
+                enc.put("window_scale", &[rows], &scales);
+            }
+        }
         if self.roles.iter().any(|r| *r != Role::Single(1.0)) {
             let (alpha, kind): (Vec<f64>, Vec<u64>) = self
                 .roles
@@ -446,10 +549,23 @@ impl<B: Backend> Basis<B> for Ggt<B> {
             )));
         }
         self.reserve(be, m)?;
-        let window = &mut self.window;
-        dec.get_rows::<B::Elem>("window", be.ndim(), |i, data| {
-            be.column_from_host(data, window, i)
-        })?;
+        match &mut self.window {
+            Window::Native(window) => {
+                dec.get_rows::<B::Elem>("window", be.ndim(), |i, data| {
+                    be.column_from_host(data, window, i)
+                })?;
+            }
+            Window::Packed(p) => {
+                let scales = dec.get_shaped::<f64>("window_scale", &[m])?;
+                let mut refused = Ok(());
+                dec.get_rows_as::<u16>("window", p.format(), be.ndim(), |i, data| {
+                    if refused.is_ok() {
+                        refused = p.column_from_host(data, scales[i], i);
+                    }
+                })?;
+                refused?;
+            }
+        }
         let roles: Vec<Role> = if dec.has("alpha") {
             let alpha = dec.get_shaped::<f64>("alpha", &[m])?;
             let kind = dec.get_shaped::<u64>("role", &[m])?;

@@ -19,6 +19,10 @@ pub enum LreDtype {
     LRE_DTYPE_F32 = 1,
     LRE_DTYPE_F64 = 2,
     LRE_DTYPE_U64 = 3,
+    /// bfloat16, as its 16 bits (a window with `storage=bf16`).
+    LRE_DTYPE_BF16 = 4,
+    /// IEEE binary16 (a window with `storage=f16`).
+    LRE_DTYPE_F16 = 5,
 }
 
 impl From<ElemType> for LreDtype {
@@ -27,6 +31,8 @@ impl From<ElemType> for LreDtype {
             ElemType::F32 => LreDtype::LRE_DTYPE_F32,
             ElemType::F64 => LreDtype::LRE_DTYPE_F64,
             ElemType::U64 => LreDtype::LRE_DTYPE_U64,
+            ElemType::Bf16 => LreDtype::LRE_DTYPE_BF16,
+            ElemType::F16 => LreDtype::LRE_DTYPE_F16,
         }
     }
 }
@@ -44,7 +50,8 @@ impl From<Dtype> for LreDtype {
 pub enum LreBufferKind {
     /// Small host data: `rows` elements, `cols` = 1.
     LRE_BUFFER_HOST = 0,
-    /// n-sized: `rows` = n (the parameters' index), `cols` vectors, in the parameters' dtype.
+    /// n-sized: `rows` = n (the parameters' index), `cols` vectors, in the parameters' dtype or,
+    /// for a window in a storage format, in `dtype`.
     LRE_BUFFER_VECTORS = 1,
     /// Its size follows the batch of batch steps: `rows` = `cols` = `bytes` = 0.
     LRE_BUFFER_BATCH_SIZED = 2,
@@ -82,7 +89,9 @@ fn info(decl: &BufferDecl, n: usize, params: ElemType) -> crate::error::Result<L
     }
     let elem = decl.elem(params);
     let (kind, rows, cols) = match decl.extent {
-        Extent::Vectors(count) => (LreBufferKind::LRE_BUFFER_VECTORS, n as u128, count),
+        Extent::Vectors(count) | Extent::StoredVectors(_, count) => {
+            (LreBufferKind::LRE_BUFFER_VECTORS, n as u128, count)
+        }
         Extent::Host(_, len) => (LreBufferKind::LRE_BUFFER_HOST, len, 1),
         Extent::BatchSized => (LreBufferKind::LRE_BUFFER_BATCH_SIZED, 0, 0),
     };

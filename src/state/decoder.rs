@@ -244,17 +244,17 @@ impl<'b> Decoder<'b> {
             .map(|e| e.shape.clone())
     }
 
-    fn entry<E: Element>(&mut self, name: &str) -> Result<(usize, Vec<usize>)> {
+    fn entry(&mut self, name: &str, elem: ElemType) -> Result<(usize, Vec<usize>)> {
         let full = self.full_name(name);
         let entry = self
             .entries
             .get_mut(&full)
             .ok_or_else(|| bad(format!("the state has no buffer {full}")))?;
-        if entry.elem != E::TYPE {
+        if entry.elem != elem {
             return Err(bad(format!(
                 "buffer {full} holds {}, expected {}",
                 entry.elem.name(),
-                E::TYPE.name()
+                elem.name()
             )));
         }
         entry.used = true;
@@ -263,7 +263,7 @@ impl<'b> Decoder<'b> {
 
     /// A buffer's data and shape.
     pub fn get<E: Element>(&mut self, name: &str) -> Result<(Vec<E>, Vec<usize>)> {
-        let (start, shape) = self.entry::<E>(name)?;
+        let (start, shape) = self.entry(name, E::TYPE)?;
         let count: usize = shape.iter().product();
         let mut data = vec![E::default(); count];
         read_le_into(
@@ -295,17 +295,28 @@ impl<'b> Decoder<'b> {
         &mut self,
         name: &str,
         cols: usize,
-        mut row: impl FnMut(usize, &[E]),
+        row: impl FnMut(usize, &[E]),
     ) -> Result<usize> {
-        let (start, shape) = self.entry::<E>(name)?;
+        self.get_rows_as(name, E::TYPE, cols, row)
+    }
+
+    /// `get_rows` for element type `elem` held as `R` (a 16-bit storage format as its bits).
+    pub fn get_rows_as<R: bytemuck::Pod>(
+        &mut self,
+        name: &str,
+        elem: ElemType,
+        cols: usize,
+        mut row: impl FnMut(usize, &[R]),
+    ) -> Result<usize> {
+        let (start, shape) = self.entry(name, elem)?;
         if shape.len() != 2 || shape[1] != cols {
             return Err(bad(format!(
                 "buffer {} has shape {shape:?}, expected [rows, {cols}]",
                 self.full_name(name)
             )));
         }
-        let size = E::TYPE.size();
-        let mut buffer = vec![E::default(); cols];
+        let size = elem.size();
+        let mut buffer = vec![R::zeroed(); cols];
         for i in 0..shape[0] {
             let at = start + i * cols * size;
             read_le_into(&self.bytes[at..at + cols * size], &mut buffer);

@@ -3,7 +3,7 @@
 
 use super::{FORMAT_VERSION, MAGIC, le_bytes};
 use crate::elem::Dtype;
-use crate::elem::Element;
+use crate::elem::{ElemType, Element};
 use std::io::{self, Write};
 
 /// Writes the header and named buffers; `finish` appends the checksum.
@@ -75,7 +75,7 @@ impl<'w> Encoder<'w> {
         self.prefix.pop();
     }
 
-    fn header<E: Element>(&mut self, name: &str, shape: &[usize]) {
+    fn header(&mut self, name: &str, elem: ElemType, shape: &[usize]) {
         let mut full = self.prefix.join("/");
         if !full.is_empty() {
             full.push('/');
@@ -83,20 +83,20 @@ impl<'w> Encoder<'w> {
         full.push_str(name);
         self.raw(&[super::TAG_BUFFER]);
         self.string(&full);
-        self.raw(&[E::TYPE as u8, shape.len() as u8]);
+        self.raw(&[elem as u8, shape.len() as u8]);
         for &d in shape {
             self.raw(&(d as u64).to_le_bytes());
         }
     }
 
-    fn data<E: Element>(&mut self, data: &[E]) {
+    fn data<R: bytemuck::Pod>(&mut self, data: &[R]) {
         self.raw(&le_bytes(data));
     }
 
     /// A buffer of the given shape (row-major) and data.
     pub fn put<E: Element>(&mut self, name: &str, shape: &[usize], data: &[E]) {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len(), "{name}: shape");
-        self.header::<E>(name, shape);
+        self.header(name, E::TYPE, shape);
         self.data(data);
     }
 
@@ -112,14 +112,31 @@ impl<'w> Encoder<'w> {
         name: &str,
         rows: usize,
         cols: usize,
-        mut row: impl FnMut(usize, &mut [E]),
+        row: impl FnMut(usize, &mut [E]),
     ) {
-        self.header::<E>(name, &[rows, cols]);
+        self.put_rows_as(name, E::TYPE, rows, cols, row);
+    }
+
+    /// `put_rows` for element type `elem` held as `R` (a 16-bit storage format as its bits).
+    pub fn put_rows_as<R: bytemuck::Pod>(
+        &mut self,
+        name: &str,
+        elem: ElemType,
+        rows: usize,
+        cols: usize,
+        mut row: impl FnMut(usize, &mut [R]),
+    ) {
+        debug_assert_eq!(
+            std::mem::size_of::<R>(),
+            elem.size(),
+            "{name}: element size"
+        );
+        self.header(name, elem, &[rows, cols]);
         if self.out.is_none() {
-            self.written += (rows * cols * E::TYPE.size()) as u64;
+            self.written += (rows * cols * elem.size()) as u64;
             return;
         }
-        let mut buffer = vec![E::default(); cols];
+        let mut buffer = vec![R::zeroed(); cols];
         for i in 0..rows {
             row(i, &mut buffer);
             self.data(&buffer);

@@ -46,6 +46,9 @@ impl Dims {
 pub enum Extent {
     /// Up to this many vectors of length n in the parameters' dtype (the n-sized state).
     Vectors(u128),
+    /// Up to this many vectors of length n in a fixed element type (a GGT window stored in
+    /// bf16 or f16).
+    StoredVectors(ElemType, u128),
     /// Small host data: up to this many elements of the given type.
     Host(ElemType, u128),
     /// Data whose size follows the batch of a batch step (per-sample Jacobians, corrections as
@@ -64,7 +67,9 @@ impl BufferDecl {
     /// Elements of the buffer at its largest.
     pub fn elements(&self, n: usize) -> u128 {
         match self.extent {
-            Extent::Vectors(count) => count.saturating_mul(n as u128),
+            Extent::Vectors(count) | Extent::StoredVectors(_, count) => {
+                count.saturating_mul(n as u128)
+            }
             Extent::Host(_, len) => len,
             Extent::BatchSized => 0,
         }
@@ -74,7 +79,7 @@ impl BufferDecl {
     pub fn elem(&self, params: ElemType) -> ElemType {
         match self.extent {
             Extent::Vectors(_) => params,
-            Extent::Host(elem, _) => elem,
+            Extent::StoredVectors(elem, _) | Extent::Host(elem, _) => elem,
             Extent::BatchSized => ElemType::F64,
         }
     }
@@ -107,6 +112,11 @@ impl Layout {
     /// Up to `count` n-vectors in the parameters' dtype.
     pub fn vectors(self, name: &str, count: impl Into<u128>) -> Layout {
         self.with(name, Extent::Vectors(count.into()))
+    }
+
+    /// Up to `count` n-vectors of element type `elem` (whatever the parameters' dtype).
+    pub fn stored_vectors(self, name: &str, elem: ElemType, count: impl Into<u128>) -> Layout {
+        self.with(name, Extent::StoredVectors(elem, count.into()))
     }
 
     /// Up to `len` f64 values on the host.
@@ -145,9 +155,9 @@ impl Layout {
         let bytes = self
             .buffers
             .iter()
-            .filter(|b| matches!(b.extent, Extent::Vectors(_)))
+            .filter(|b| matches!(b.extent, Extent::Vectors(_) | Extent::StoredVectors(..)))
             .fold(0u128, |sum, b| {
-                sum.saturating_add(b.elements(n).saturating_mul(params.size() as u128))
+                sum.saturating_add(b.elements(n).saturating_mul(b.elem(params).size() as u128))
             });
         addressable(bytes)
     }

@@ -13,8 +13,6 @@ pub mod layout;
 pub use decoder::{Decoder, header_dtype};
 pub use encoder::Encoder;
 
-use crate::elem::Element;
-
 /// First bytes of every state blob.
 pub const MAGIC: &[u8; 8] = b"LRESTATE";
 
@@ -57,7 +55,7 @@ pub const TAG_END: u8 = 0;
 
 /// The little-endian bytes of `data`: a view of its memory on little-endian machines (state
 /// blobs of n-sized buffers are hundreds of megabytes; they are not converted element-wise).
-pub fn le_bytes<E: Element>(data: &[E]) -> std::borrow::Cow<'_, [u8]> {
+pub fn le_bytes<E: bytemuck::Pod>(data: &[E]) -> std::borrow::Cow<'_, [u8]> {
     let bytes: &[u8] = bytemuck::cast_slice(data);
     if cfg!(target_endian = "little") {
         std::borrow::Cow::Borrowed(bytes)
@@ -73,7 +71,7 @@ pub fn le_bytes<E: Element>(data: &[E]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// Fills `out` from little-endian bytes (`bytes.len()` must be `out`'s size in bytes).
-pub fn read_le_into<E: Element>(bytes: &[u8], out: &mut [E]) {
+pub fn read_le_into<E: bytemuck::Pod>(bytes: &[u8], out: &mut [E]) {
     let dst: &mut [u8] = bytemuck::cast_slice_mut(out);
     dst.copy_from_slice(bytes);
     if cfg!(target_endian = "big") {

@@ -13,6 +13,7 @@
 use super::streaming;
 use crate::backend::Scalar;
 use crate::backend::normal::normal_pair;
+use crate::half::{Bf16, F16, Half};
 use std::ops::Range;
 
 /// Rows per block: long enough that each column chunk is a prefetch-friendly contiguous stream
@@ -54,10 +55,106 @@ impl<K: RowKernelMut<T>, T> pulp::WithSimd for RowsMut<'_, '_, K, T> {
     }
 }
 
+/// The element type of a window's columns, read with vectors of type T: T itself, or a 16-bit
+/// storage format (`crate::half`). With f32 vectors the passes over the window stream
+/// (`streaming`, with its error bounds); with f64 vectors they take f64 products.
+pub trait Column<T: Scalar>: Copy + Send + Sync + 'static {
+    /// The entry, exactly.
+    fn value(self) -> f64;
+    /// The column dots of a group.
+    fn dots<const G: usize>(c: [&[Self]; G], x: &[T]) -> [f64; G];
+    /// `streaming::combine` where it applies (f32 vectors); otherwise Some(0): no row summed,
+    /// the caller combines them all in f64.
+    fn combine(
+        columns: &[&[Self]],
+        w: &[f32],
+        rows: Range<usize>,
+        acc: &mut [f64],
+    ) -> Option<usize>;
+}
+
+impl<T: Scalar> Column<T> for T {
+    #[inline(always)]
+    fn value(self) -> f64 {
+        self.to_f64()
+    }
+    #[inline(always)]
+    fn dots<const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
+        match T::as_f32(x) {
+            Some(x) => streaming::dots(c.map(|col| T::as_f32(col).expect("one element type")), x),
+            None => dots_f64(c, x),
+        }
+    }
+    #[inline(always)]
+    fn combine(columns: &[&[T]], w: &[f32], rows: Range<usize>, acc: &mut [f64]) -> Option<usize> {
+        let f32_columns: Option<Vec<&[f32]>> = columns.iter().map(|c| T::as_f32(c)).collect();
+        match f32_columns {
+            Some(columns) => streaming::combine(&columns, w, rows, acc),
+            None => Some(0),
+        }
+    }
+}
+
+/// `Column::dots` for a 16-bit storage format.
+#[inline(always)]
+fn half_dots<H: Half + streaming::Streamed + Column<T>, T: Scalar, const G: usize>(
+    c: [&[H]; G],
+    x: &[T],
+) -> [f64; G] {
+    match T::as_f32(x) {
+        Some(x) => streaming::dots(c, x),
+        None => dots_f64(c, x),
+    }
+}
+
+/// `Column::combine` for a 16-bit storage format.
+#[inline(always)]
+fn half_combine<H: Half + streaming::Streamed, T: Scalar>(
+    columns: &[&[H]],
+    w: &[f32],
+    rows: Range<usize>,
+    acc: &mut [f64],
+) -> Option<usize> {
+    match T::DTYPE {
+        crate::elem::Dtype::F32 => streaming::combine(columns, w, rows, acc),
+        crate::elem::Dtype::F64 => Some(0),
+    }
+}
+
+impl<T: Scalar> Column<T> for Bf16 {
+    #[inline(always)]
+    fn value(self) -> f64 {
+        self.to_f32() as f64
+    }
+    #[inline(always)]
+    fn dots<const G: usize>(c: [&[Self]; G], x: &[T]) -> [f64; G] {
+        half_dots(c, x)
+    }
+    #[inline(always)]
+    fn combine(c: &[&[Self]], w: &[f32], rows: Range<usize>, acc: &mut [f64]) -> Option<usize> {
+        half_combine::<Self, T>(c, w, rows, acc)
+    }
+}
+
+impl<T: Scalar> Column<T> for F16 {
+    #[inline(always)]
+    fn value(self) -> f64 {
+        self.to_f32() as f64
+    }
+    #[inline(always)]
+    fn dots<const G: usize>(c: [&[Self]; G], x: &[T]) -> [f64; G] {
+        half_dots(c, x)
+    }
+    #[inline(always)]
+    fn combine(c: &[&[Self]], w: &[f32], rows: Range<usize>, acc: &mut [f64]) -> Option<usize> {
+        half_combine::<Self, T>(c, w, rows, acc)
+    }
+}
+
 /// [⟨c_0, x⟩, …, ⟨c_{G−1}, x⟩] in f64, sharing each load of x: per column eight lanes of
 /// fused multiply-adds, the lanes added in a fixed tree, then the tail rows.
 #[inline(always)]
-fn dots_f64<T: Scalar, const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
+fn dots_f64<C: Column<T>, T: Scalar, const G: usize>(c: [&[C]; G], x: &[T]) -> [f64; G] {
     let mut acc = [[0.0f64; 8]; G];
     let (x8, x_rest) = x.as_chunks::<8>();
     let c8 = c.map(|col| col.as_chunks::<8>().0);
@@ -65,7 +162,7 @@ fn dots_f64<T: Scalar, const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
         for (acc_j, cj) in acc.iter_mut().zip(&c8) {
             let cj = &cj[r];
             for i in 0..8 {
-                acc_j[i] = cj[i].to_f64().mul_add(xr[i].to_f64(), acc_j[i]);
+                acc_j[i] = cj[i].value().mul_add(xr[i].to_f64(), acc_j[i]);
             }
         }
     }
@@ -75,21 +172,11 @@ fn dots_f64<T: Scalar, const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
     for j in 0..G {
         let mut tail = 0.0;
         for (i, xi) in x_rest.iter().enumerate() {
-            tail = c[j][start + i].to_f64().mul_add(xi.to_f64(), tail);
+            tail = c[j][start + i].value().mul_add(xi.to_f64(), tail);
         }
         sums[j] = lanes_sum(&acc[j]) + tail;
     }
     sums
-}
-
-/// The column dots of a group: at streaming speed for f32 data (`streaming::dots`, with its
-/// error bound), with f64 products otherwise.
-#[inline(always)]
-fn column_dots<T: Scalar, const G: usize>(c: [&[T]; G], x: &[T]) -> [f64; G] {
-    match T::as_f32(x) {
-        Some(x) => streaming::dots(c.map(|col| T::as_f32(col).expect("one element type")), x),
-        None => dots_f64(c, x),
-    }
 }
 
 #[inline(always)]
@@ -102,10 +189,10 @@ fn lanes_sum(acc: &[f64; 8]) -> f64 {
 /// is long enough for the prefetcher to reach full speed (with BLOCK rows the f32 passes ran
 /// ~15 % above a plain read of the window on the 2-core development machine, with these within
 /// a few %), and the block's x (or f64 accumulator) still fits in L2.
-const PASS_BLOCK: usize = 4 * BLOCK;
+pub const PASS_BLOCK: usize = 4 * BLOCK;
 
 /// Consecutive blocks of `size` rows covering a row range.
-fn blocks(rows: &Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+pub fn blocks(rows: &Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> + '_ {
     rows.clone()
         .step_by(size)
         .map(move |s| s..(s + size).min(rows.end))
@@ -123,19 +210,19 @@ impl<T: Scalar> RowKernel for Dot<'_, T> {
     fn run(&self, rows: Range<usize>) -> f64 {
         let mut sum = 0.0;
         for b in blocks(&rows, PASS_BLOCK) {
-            sum += dots_f64([&self.x[b.clone()]], &self.y[b])[0];
+            sum += dots_f64::<T, T, 1>([&self.x[b.clone()]], &self.y[b])[0];
         }
         sum
     }
 }
 
 /// [⟨c_j, x⟩ for each column c_j] over the rows.
-pub struct ColumnDots<'a, T> {
-    pub columns: &'a [&'a [T]],
+pub struct ColumnDots<'a, C, T> {
+    pub columns: &'a [&'a [C]],
     pub x: &'a [T],
 }
 
-impl<T: Scalar> RowKernel for ColumnDots<'_, T> {
+impl<C: Column<T>, T: Scalar> RowKernel for ColumnDots<'_, C, T> {
     type Out = Vec<f64>;
     #[inline(always)]
     fn run(&self, rows: Range<usize>) -> Vec<f64> {
@@ -147,14 +234,14 @@ impl<T: Scalar> RowKernel for ColumnDots<'_, T> {
                 .chunks_exact(GROUP)
                 .zip(acc.chunks_exact_mut(GROUP));
             for (cg, ag) in groups.by_ref() {
-                let sums = column_dots::<T, GROUP>(std::array::from_fn(|j| &cg[j][b.clone()]), x);
+                let sums = C::dots::<GROUP>(std::array::from_fn(|j| &cg[j][b.clone()]), x);
                 for (a, v) in ag.iter_mut().zip(sums) {
                     *a += v;
                 }
             }
             let rest = self.columns.len() - self.columns.len() % GROUP;
             for (a, col) in acc[rest..].iter_mut().zip(&self.columns[rest..]) {
-                *a += column_dots([&col[b.clone()]], x)[0];
+                *a += C::dots([&col[b.clone()]], x)[0];
             }
         }
         acc
@@ -164,53 +251,55 @@ impl<T: Scalar> RowKernel for ColumnDots<'_, T> {
 /// y ← y + Σ_j w_j·c_j over the rows, one rounding per entry of y: for f32 data at streaming
 /// speed (`streaming::combine`, with its error bound), else (and for the last rows, fewer than
 /// 16, or a block whose f32 sums overflowed) combined in f64.
-pub struct AddColumns<'a, T> {
-    pub columns: &'a [&'a [T]],
+pub struct AddColumns<'a, C> {
+    pub columns: &'a [&'a [C]],
     pub w: &'a [f64],
 }
 
-impl<T: Scalar> AddColumns<'_, T> {
+impl<C> AddColumns<'_, C> {
     /// acc[r] ← Σ_j w_j·c_j[rows.start + r] in f64 (one chain of fused multiply-adds per row,
     /// columns in order).
     #[inline(always)]
-    fn combine_f64(&self, rows: Range<usize>, acc: &mut [f64]) {
+    fn combine_f64<T: Scalar>(&self, rows: Range<usize>, acc: &mut [f64])
+    where
+        C: Column<T>,
+    {
         acc.fill(0.0);
         let mut groups = self
             .w
             .chunks_exact(GROUP)
             .zip(self.columns.chunks_exact(GROUP));
         for (wg, cg) in groups.by_ref() {
-            let c: [&[T]; GROUP] = std::array::from_fn(|j| &cg[j][rows.clone()]);
+            let c: [&[C]; GROUP] = std::array::from_fn(|j| &cg[j][rows.clone()]);
             for (i, a) in acc.iter_mut().enumerate() {
                 let mut s = *a;
-                s = wg[0].mul_add(c[0][i].to_f64(), s);
-                s = wg[1].mul_add(c[1][i].to_f64(), s);
-                s = wg[2].mul_add(c[2][i].to_f64(), s);
-                *a = wg[3].mul_add(c[3][i].to_f64(), s);
+                s = wg[0].mul_add(c[0][i].value(), s);
+                s = wg[1].mul_add(c[1][i].value(), s);
+                s = wg[2].mul_add(c[2][i].value(), s);
+                *a = wg[3].mul_add(c[3][i].value(), s);
             }
         }
         let rest = self.w.len() - self.w.len() % GROUP;
         for (wj, cj) in self.w[rest..].iter().zip(&self.columns[rest..]) {
             for (a, v) in acc.iter_mut().zip(&cj[rows.clone()]) {
-                *a = wj.mul_add(v.to_f64(), *a);
+                *a = wj.mul_add(v.value(), *a);
             }
         }
     }
 }
 
-impl<T: Scalar> RowKernelMut<T> for AddColumns<'_, T> {
+impl<C: Column<T>, T: Scalar> RowKernelMut<T> for AddColumns<'_, C> {
     #[inline(always)]
     fn run(&self, offset: usize, y: &mut [T]) {
         let mut acc = vec![0.0f64; PASS_BLOCK.min(y.len())];
-        let f32_columns: Option<Vec<&[f32]>> = self.columns.iter().map(|c| T::as_f32(c)).collect();
-        let streaming = f32_columns.zip(streaming::weights(self.w));
+        let w32 = streaming::weights(self.w);
         for b in blocks(&(offset..offset + y.len()), PASS_BLOCK) {
             let acc = &mut acc[..b.len()];
-            let summed = match &streaming {
-                Some((columns, w)) => streaming::combine(columns, w, b.clone(), acc).unwrap_or(0),
+            let summed = match &w32 {
+                Some(w) => C::combine(self.columns, w, b.clone(), acc).unwrap_or(0),
                 None => 0,
             };
-            self.combine_f64(b.start + summed..b.end, &mut acc[summed..]);
+            self.combine_f64::<T>(b.start + summed..b.end, &mut acc[summed..]);
             for (yi, a) in y[b.start - offset..b.end - offset]
                 .iter_mut()
                 .zip(acc.iter())

@@ -9,14 +9,16 @@
 //! speed (`streaming`, which states their error bounds).
 
 mod kernels;
+mod packed;
 mod streaming;
 
-use super::{Backend, InputError, Scalar, Shard};
+use super::{Backend, InputError, PackedMatrix, Scalar, Shard};
+use crate::elem::ElemType;
 use crate::error::{Error, Result, Status};
 use faer::{Mat, MatRef};
 use kernels::{
-    AddColumns, BLOCK, Clamp, ColumnDots, ColumnsKernel, ColumnsMut, Combine, Cross, Dot, Gaussian,
-    RowKernel, RowKernelMut, Rows, RowsMut,
+    AddColumns, BLOCK, Clamp, Column, ColumnDots, ColumnsKernel, ColumnsMut, Combine, Cross, Dot,
+    Gaussian, RowKernel, RowKernelMut, Rows, RowsMut,
 };
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -216,8 +218,25 @@ impl<T: Scalar> Cpu<T> {
         })
     }
 
+    /// out[j] ← ⟨columns[j], x⟩ (`Backend::column_dots`), for columns of any element type.
+    fn dots_of<C: Column<T>>(&self, columns: &[&[C]], x: &[T], out: &mut [f64]) {
+        out.fill(0.0);
+        for part in self.map_rows(&ColumnDots { columns, x }) {
+            for (o, p) in out.iter_mut().zip(part) {
+                *o += p;
+            }
+        }
+        self.all_reduce(out);
+    }
+
+    /// y ← y + Σ_j w[j]·columns[j] (`Backend::add_columns`), for columns of any element type.
+    fn add_columns_of<C: Column<T>>(&self, columns: &[&[C]], w: &[f64], y: &mut [T]) {
+        assert_eq!(y.len(), self.n, "add_columns: output length");
+        self.for_rows_mut(&AddColumns { columns, w }, y);
+    }
+
     /// Runs `kernel` on disjoint row ranges of `y`, in parallel when there are several.
-    fn for_rows_mut<K: RowKernelMut<T>>(&self, kernel: &K, y: &mut [T]) {
+    fn for_rows_mut<E: Send, K: RowKernelMut<E>>(&self, kernel: &K, y: &mut [E]) {
         let ranges = self.row_ranges();
         let arch = self.arch;
         if ranges.len() <= 1 {
@@ -243,7 +262,7 @@ fn too_big(elements: usize) -> Error {
 }
 
 /// A zero-filled buffer, or an error instead of aborting when memory runs out.
-fn zeroed<T: Scalar>(len: usize) -> Result<Vec<T>> {
+fn zeroed<T: Clone + Default>(len: usize) -> Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(len).map_err(|_| too_big(len))?;
     v.resize(len, T::default());
@@ -365,16 +384,7 @@ impl<T: Scalar> Backend for Cpu<T> {
     fn column_dots(&self, m: &HostMatrix<T>, cols: &[usize], x: &Vec<T>, out: &mut [f64]) {
         assert_eq!(cols.len(), out.len(), "column_dots: output length");
         let columns: Vec<&[T]> = cols.iter().map(|&j| m.column(j)).collect();
-        out.fill(0.0);
-        for part in self.map_rows(&ColumnDots {
-            columns: &columns,
-            x,
-        }) {
-            for (o, p) in out.iter_mut().zip(part) {
-                *o += p;
-            }
-        }
-        self.all_reduce(out);
+        self.dots_of(&columns, x, out);
     }
 
     fn dot(&self, x: &Vec<T>, y: &Vec<T>) -> f64 {
@@ -388,15 +398,8 @@ impl<T: Scalar> Backend for Cpu<T> {
 
     fn add_columns(&self, m: &HostMatrix<T>, cols: &[usize], w: &[f64], y: &mut [T]) {
         assert_eq!(cols.len(), w.len(), "add_columns: weight length");
-        assert_eq!(y.len(), self.n, "add_columns: output length");
         let columns: Vec<&[T]> = cols.iter().map(|&j| m.column(j)).collect();
-        self.for_rows_mut(
-            &AddColumns {
-                columns: &columns,
-                w,
-            },
-            y,
-        );
+        self.add_columns_of(&columns, w, y);
     }
 
     fn download(&self, x: &Vec<T>, out: &mut [f64]) {
@@ -501,5 +504,9 @@ impl<T: Scalar> Backend for Cpu<T> {
 
     fn clamp_columns(&self, m: &mut HostMatrix<T>, cols: &[usize], limit: f64) {
         self.for_columns(m, cols, None, &Clamp { limit });
+    }
+
+    fn packed_matrix(&self, format: ElemType) -> Result<Box<dyn PackedMatrix<Self>>> {
+        packed::matrix(self, format)
     }
 }

@@ -1,5 +1,7 @@
 //! The two passes over an f32 window that every GGT step makes, Mᵀg (column dots) and
-//! y + M·w (the unprojection), at the speed the window streams from memory. Products are
+//! y + M·w (the unprojection), at the speed the window streams from memory. The window may also
+//! be stored in bf16 or f16 (`crate::half`): its entries are widened to f32 exactly, so the
+//! same code and bounds apply to the stored values. Products are
 //! accumulated in f32 within short blocks (twice the SIMD lanes of f64 and no conversion in the
 //! inner loop) and in f64 across blocks, so the rounding error depends on the block length, not
 //! on n. Like the f64 kernels, the order of operations is fixed by the source (a fixed lane
@@ -19,7 +21,35 @@
 //!   the sum added to y_i is within 6e-7 · Σ_j |w_j·c_j[i]| + p·2⁻¹⁵⁰ (p columns) of the exact
 //!   one, before y_i's own rounding.
 
+use crate::half::{Bf16, F16, Half};
 use std::ops::Range;
+
+/// A window element as these passes read it: an f32, or a 16-bit storage format widened to f32
+/// exactly.
+pub trait Streamed: Copy + Send + Sync + 'static {
+    fn widen(self) -> f32;
+}
+
+impl Streamed for f32 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Streamed for Bf16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+impl Streamed for F16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}
 
 /// f32 lanes of every sum: a fixed count, not the SIMD width.
 const LANES: usize = 16;
@@ -55,7 +85,7 @@ fn lanes_sum(a: &[f64; LANES]) -> f64 {
 /// [⟨c_0, x⟩, …, ⟨c_{G−1}, x⟩] for slices as long as x, sharing each load of x. Whole 16-row
 /// chunks go through the f32 short blocks; the last rows (fewer than 16) are summed in f64.
 #[inline(always)]
-pub fn dots<const G: usize>(c: [&[f32]; G], x: &[f32]) -> [f64; G] {
+pub fn dots<C: Streamed, const G: usize>(c: [&[C]; G], x: &[f32]) -> [f64; G] {
     let (x16, x_rest) = x.as_chunks::<LANES>();
     let chunks = x16.len();
     let c16 = c.map(|col| &col.as_chunks::<LANES>().0[..chunks]);
@@ -69,7 +99,7 @@ pub fn dots<const G: usize>(c: [&[f32]; G], x: &[f32]) -> [f64; G] {
             for j in 0..G {
                 let cr = &c16[j][r];
                 for i in 0..LANES {
-                    acc[j][i] = cr[i].mul_add(xr[i], acc[j][i]);
+                    acc[j][i] = cr[i].widen().mul_add(xr[i], acc[j][i]);
                 }
             }
         }
@@ -82,7 +112,8 @@ pub fn dots<const G: usize>(c: [&[f32]; G], x: &[f32]) -> [f64; G] {
                 let mut exact = [0.0f64; LANES];
                 for r in start..end {
                     for i in 0..LANES {
-                        exact[i] = (c16[j][r][i] as f64).mul_add(x16[r][i] as f64, exact[i]);
+                        exact[i] =
+                            (c16[j][r][i].widen() as f64).mul_add(x16[r][i] as f64, exact[i]);
                     }
                 }
                 for i in 0..LANES {
@@ -97,7 +128,7 @@ pub fn dots<const G: usize>(c: [&[f32]; G], x: &[f32]) -> [f64; G] {
     for j in 0..G {
         let mut tail = 0.0f64;
         for (i, xi) in x_rest.iter().enumerate() {
-            tail = (c[j][first + i] as f64).mul_add(*xi as f64, tail);
+            tail = (c[j][first + i].widen() as f64).mul_add(*xi as f64, tail);
         }
         sums[j] = lanes_sum(&wide[j]) + tail;
     }
@@ -118,13 +149,17 @@ pub fn weights(w: &[f64]) -> Option<Vec<f32>> {
 /// acc[r] += Σ_j w_j·c_j[r] over G columns, per row a chain of G f32 fused multiply-adds added
 /// to the f64 accumulator.
 #[inline(always)]
-fn add_group<const G: usize>(c: [&[[f32; LANES]]; G], w: [f32; G], acc: &mut [[f64; LANES]]) {
+fn add_group<C: Streamed, const G: usize>(
+    c: [&[[C; LANES]]; G],
+    w: [f32; G],
+    acc: &mut [[f64; LANES]],
+) {
     for (r, a) in acc.iter_mut().enumerate() {
         let mut s = [0.0f32; LANES];
         for j in 0..G {
             let cr = &c[j][r];
             for i in 0..LANES {
-                s[i] = cr[i].mul_add(w[j], s[i]);
+                s[i] = cr[i].widen().mul_add(w[j], s[i]);
             }
         }
         for i in 0..LANES {
@@ -137,8 +172,8 @@ fn add_group<const G: usize>(c: [&[[f32; LANES]]; G], w: [f32; G], acc: &mut [[f
 /// `rows`, columns in groups of 8 (then 4, then 1). Returns how many rows it summed (the
 /// caller sums the rest in f64), or None if an f32 sum overflowed (acc is then garbage).
 #[inline(always)]
-pub fn combine(
-    columns: &[&[f32]],
+pub fn combine<C: Streamed>(
+    columns: &[&[C]],
     w: &[f32],
     rows: Range<usize>,
     acc: &mut [f64],
@@ -155,17 +190,17 @@ pub fn combine(
             _ => 1,
         };
         match width {
-            COLUMNS => add_group::<COLUMNS>(
+            COLUMNS => add_group::<C, COLUMNS>(
                 std::array::from_fn(|g| block(first + g)),
                 std::array::from_fn(|g| w[first + g]),
                 acc16,
             ),
-            4 => add_group::<4>(
+            4 => add_group::<C, 4>(
                 std::array::from_fn(|g| block(first + g)),
                 std::array::from_fn(|g| w[first + g]),
                 acc16,
             ),
-            _ => add_group::<1>([block(first)], [w[first]], acc16),
+            _ => add_group::<C, 1>([block(first)], [w[first]], acc16),
         }
         first += width;
     }

@@ -99,7 +99,9 @@ _ENTRIES = {
     2: _entries("f64", np.float64, ctypes.c_double, _library.HVP_F64),
 }
 
-_DTYPE_CODES = {1: np.dtype(np.float32), 2: np.dtype(np.float64), 3: np.dtype(np.uint64)}
+_DTYPE_CODES = {1: np.dtype(np.float32), 2: np.dtype(np.float64), 3: np.dtype(np.uint64),
+                # A GGT window in 16-bit storage: bfloat16 has no NumPy type, so its bits.
+                4: np.dtype(np.uint16), 5: np.dtype(np.float16)}
 _BUFFER_KINDS = {0: "host", 1: "vectors", 2: "batch_sized"}
 
 
