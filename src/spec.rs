@@ -99,9 +99,40 @@ pub struct Config {
     /// `[shard_offset, shard_offset + ndim)`. `None` (the default) means ndim.
     pub global_ndim: Option<u64>,
     pub shard_offset: u64,
+    /// An elementwise Adam beside the low-rank step (`src/optimizer/complement.rs`,
+    /// `src/optimizer/graft.rs`).
+    pub diagonal: Diagonal,
+    /// Steps of plain (diagonal) Adam before the low-rank step starts (`src/optimizer/warmup.rs`).
+    pub warmup: u64,
+}
+
+/// What the optimizer's diagonal Adam (n-sized host moments) does besides warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diagonal {
+    /// Nothing: the step is the low-rank step alone (the reference's algorithm).
+    None,
+    /// Low rank plus diagonal: Adam on the gradient's part outside span(Q), added to the step.
+    Complement,
+    /// The low-rank step rescaled to the norm of Adam's step on the whole gradient.
+    Graft,
+}
+
+impl fmt::Display for Diagonal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Diagonal::None => "none",
+            Diagonal::Complement => "complement",
+            Diagonal::Graft => "graft",
+        })
+    }
 }
 
 impl Config {
+    /// Whether the optimizer keeps diagonal Adam moments (n-sized, host f64).
+    pub fn has_diagonal(&self) -> bool {
+        self.diagonal != Diagonal::None || self.warmup > 0
+    }
+
     /// Whether the spec names a shard (either sharding key given): such an optimizer all-reduces
     /// its partial sums and needs a registered all-reduce.
     pub fn sharded(&self) -> bool {
@@ -136,6 +167,13 @@ impl fmt::Display for Config {
             self.device,
             self.threads
         )?;
+        // Printed only when set, so specs without them (and saved blobs) read as before.
+        if self.diagonal != Diagonal::None {
+            write!(f, "; diagonal={}", self.diagonal)?;
+        }
+        if self.warmup > 0 {
+            write!(f, "; warmup={}", self.warmup)?;
+        }
         // Printed only when sharded, so unsharded specs (and saved blobs) read as before.
         if self.sharded() {
             if let Some(g) = self.global_ndim {
@@ -163,6 +201,8 @@ const KEYS: &[&str] = &[
     "threads",
     "global_ndim",
     "shard_offset",
+    "diagonal",
+    "warmup",
 ];
 
 impl Config {
@@ -190,6 +230,8 @@ impl Config {
             threads: Threads::Count(1),
             global_ndim: None,
             shard_offset: 0,
+            diagonal: Diagonal::None,
+            warmup: 0,
         };
         let mut chain_given = false;
         let mut seen: Vec<&str> = Vec::new();
@@ -236,6 +278,8 @@ impl Config {
                 "shard_offset" => config.shard_offset = p.integer(key, 0, u64::MAX)?,
                 "dtype" => config.dtype = p.dtype()?,
                 "device" => config.device = p.device()?,
+                "diagonal" => config.diagonal = p.diagonal()?,
+                "warmup" => config.warmup = p.integer(key, 0, u64::MAX)?,
                 _ => unreachable!("every key in KEYS is handled"),
             }
             if !p.at_end() {
@@ -499,6 +543,16 @@ impl Parser<'_> {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(self.error_at(&t, &format!("{key} must be true or false"))),
+        }
+    }
+
+    fn diagonal(&mut self) -> Result<Diagonal> {
+        let t = self.word("none, complement or graft")?;
+        match normalize_name(&t.text).as_str() {
+            "none" => Ok(Diagonal::None),
+            "complement" => Ok(Diagonal::Complement),
+            "graft" => Ok(Diagonal::Graft),
+            _ => Err(self.error_at(&t, "diagonal must be none, complement or graft")),
         }
     }
 

@@ -11,6 +11,8 @@
 //!     cargo bench --bench convergence                      # every task (a few minutes)
 //!     cargo bench --bench convergence -- quadratic mlp     # only these tasks (by id)
 //!     LRE_BENCH_QUICK=1 cargo bench --bench convergence    # seconds-long smoke run (CI)
+//!     LRE_BENCH_CONFIGS="LRE default,eigen" cargo bench --bench convergence  # Adam and these rows
+//!     LRE_BENCH_SPECS="chain=[adam] | basis=eigen(rank=50)" cargo bench --bench convergence  # extra rows
 //!
 //! Parameters and optimizer state are f32; tasks compute the loss, gradient and H·v in f64
 //! from the f32 parameters. A configuration whose components this build does not implement yet
@@ -123,10 +125,16 @@ fn tasks() -> Vec<Box<dyn Task>> {
 
 /// Every available configuration's sweep on one task, printing notes for skipped ones, then
 /// (full runs of deterministic tasks only) the L-BFGS-B rows.
-fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize, quick: bool) -> Vec<Entry> {
+fn sweep_configurations(
+    task: &dyn Task,
+    configurations: &[Configuration],
+    grid: &[f64],
+    steps: usize,
+    quick: bool,
+) -> Vec<Entry> {
     let n = task.init().len();
     let mut entries = Vec::new();
-    for config in &CONFIGURATIONS {
+    for config in configurations {
         if let Err(why) = run::available(config.spec, n) {
             println!("note: skipping {}: {why}\n", config.name);
             continue;
@@ -159,7 +167,37 @@ fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize, quick: bool
     entries
 }
 
+/// The rows to run: Adam (the baseline, always), the configurations named in
+/// `LRE_BENCH_CONFIGS` (comma-separated; all of them when unset), and one row per spec in
+/// `LRE_BENCH_SPECS` (separated by `|`), named by its spec, for trying a spec on the same grid.
+fn configurations() -> Vec<Configuration> {
+    let selected = std::env::var("LRE_BENCH_CONFIGS").ok();
+    let chosen = |name: &str| {
+        selected
+            .as_ref()
+            .is_none_or(|list| list.split(',').any(|s| s.trim() == name))
+    };
+    let mut rows: Vec<Configuration> = CONFIGURATIONS
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || chosen(c.name))
+        .map(|(_, c)| Configuration {
+            name: c.name,
+            spec: c.spec,
+        })
+        .collect();
+    if let Ok(specs) = std::env::var("LRE_BENCH_SPECS") {
+        for spec in specs.split('|').map(str::trim).filter(|s| !s.is_empty()) {
+            // A row's name and spec live for the whole run.
+            let spec: &'static str = Box::leak(spec.to_owned().into_boxed_str());
+            rows.push(Configuration { name: spec, spec });
+        }
+    }
+    rows
+}
+
 fn main() {
+    let configurations = configurations();
     let quick = std::env::var_os("LRE_BENCH_QUICK").is_some();
     let (grid, steps) = if quick {
         (&GRID[2..3], 10)
@@ -190,7 +228,7 @@ fn main() {
             task.hvp_kind(),
             minimum.map_or("unknown".into(), |m| format!("{m:.7}"))
         );
-        let entries = sweep_configurations(task, grid, steps, quick);
+        let entries = sweep_configurations(task, &configurations, grid, steps, quick);
         let adam = entries[0]
             .best_run()
             .expect("Adam converges at some lr of the grid");

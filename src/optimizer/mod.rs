@@ -6,8 +6,12 @@
 
 mod approximation;
 mod checkpoint;
+mod complement;
+mod diagonal_adam;
+mod graft;
 mod layout;
 mod step;
+mod warmup;
 
 pub use approximation::Current;
 pub use layout::declare;
@@ -51,6 +55,8 @@ pub struct Optimizer<B: Backend> {
     chain_needs_jacobian: bool,
     /// Every buffer this optimizer can keep, as its components declare them.
     layout: Layout,
+    /// The diagonal Adam of the `diagonal` and `warmup` options (None without them).
+    diagonal: Option<diagonal_adam::DiagonalAdam>,
 }
 
 /// The CPU optimizer for element type `T` (f32 or f64).
@@ -131,6 +137,12 @@ impl<B: Backend + 'static> Optimizer<B> {
                 config.basis.name()
             )));
         }
+        if backend.shard().is_some() && config.has_diagonal() {
+            return Err(Error::unsupported(
+                "diagonal and warmup keep n-sized host moments that are not split by rows yet; a \
+                 sharded optimizer (global_ndim, shard_offset) cannot use them",
+            ));
+        }
         let basis = basis::build_seeded(&config.basis, (&backend, config.seed))?;
         if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
             return Err(Error::spec(format!(
@@ -153,6 +165,9 @@ impl<B: Backend + 'static> Optimizer<B> {
             chain_needs_jacobian |= member.needs_jacobian();
             chain.push(member);
         }
+        let config_diagonal = config
+            .has_diagonal()
+            .then(diagonal_adam::DiagonalAdam::default);
         Ok(Optimizer {
             rng: Rng::new(config.seed),
             config,
@@ -170,6 +185,7 @@ impl<B: Backend + 'static> Optimizer<B> {
             chain_needs_hessian,
             chain_needs_jacobian,
             layout,
+            diagonal: config_diagonal,
         })
     }
 

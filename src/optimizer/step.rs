@@ -8,12 +8,15 @@
 
 use super::Current;
 use super::Optimizer;
+use super::diagonal_adam::Work;
+use super::{complement, graft, warmup};
 use crate::backend::{Backend, Cpu, InputError, Scalar};
 use crate::basis::{Outcome, Source};
 use crate::curvature::Observation;
 use crate::error::{Error, Result, Status};
 use crate::inner::{Context, HessianSample};
 use crate::rng::Rng;
+use crate::spec::Diagonal;
 use faer::Mat;
 
 /// The step between `begin` and `finish`.
@@ -39,6 +42,8 @@ pub(super) struct Scratch<B: Backend> {
     /// ĝ and the update û (k-vectors).
     projected: Vec<f64>,
     update: Vec<f64>,
+    /// n-sized work of the diagonal Adam (`diagonal`, `warmup`).
+    diagonal: Option<Work<B>>,
 }
 
 impl<B: Backend> Default for Scratch<B> {
@@ -51,6 +56,7 @@ impl<B: Backend> Default for Scratch<B> {
             values: Vec::new(),
             projected: Vec::new(),
             update: Vec::new(),
+            diagonal: None,
         }
     }
 }
@@ -340,6 +346,9 @@ impl<B: Backend + 'static> Optimizer<B> {
         // Memory the step needs is reserved before anything changes.
         let width = self.curvature.prepare(be, pending.update, pending.batch)?;
         self.basis.prepare(be, width)?;
+        if self.diagonal.is_some() && self.scratch.diagonal.is_none() {
+            self.scratch.diagonal = Some(Work::new(be)?);
+        }
         let mut params = params;
         // A sharded step all-reduces between its changes: it keeps what it needs to undo them.
         let rollback = match be.shard() {
@@ -415,6 +424,24 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.rng = pending.rng;
         self.step += 1;
         let step_grad = observed.gradient.unwrap_or(grad);
+        let decay = self.config.lr * self.config.weight_decay;
+        if t >= self.config.init_steps && warmup::active(t, self.config.warmup) {
+            let adam = self.diagonal.as_mut().expect("created with the options");
+            let work = scratch.diagonal.as_mut().expect("allocated by finish");
+            if decay != 0.0 {
+                be.scale_params(1.0 - decay, be.reborrow(&mut params));
+            }
+            warmup::step(
+                be,
+                step_grad,
+                adam,
+                work,
+                self.config.lr,
+                be.reborrow(&mut params),
+            );
+            self.curvature.after_step(be, &params, next_update);
+            return;
+        }
         if t < self.config.init_steps || self.basis.rank().is_none() {
             // Init steps only build the basis; with no basis yet there is nothing to step in.
             // The parameters do not move, weight decay included.
@@ -462,14 +489,39 @@ impl<B: Backend + 'static> Optimizer<B> {
         // Decoupled weight decay, as AdamW: x ← (1 − lr·wd)·x − lr·Q·û, the decay taken on the
         // x before the step. With wd = 0 the parameters are not touched, so results stay
         // bit-identical to an optimizer without the key.
-        let decay = self.config.lr * self.config.weight_decay;
         if decay != 0.0 {
             be.scale_params(1.0 - decay, be.reborrow(&mut params));
+        }
+        let mut length = 1.0;
+        if let (Some(adam), Some(work)) = (&mut self.diagonal, &mut scratch.diagonal) {
+            match self.config.diagonal {
+                Diagonal::Graft => {
+                    length = graft::factor(
+                        be,
+                        self.basis.as_mut(),
+                        step_grad,
+                        &scratch.update,
+                        adam,
+                        work,
+                    );
+                }
+                Diagonal::Complement => complement::step(
+                    be,
+                    self.basis.as_mut(),
+                    step_grad,
+                    &scratch.projected,
+                    adam,
+                    work,
+                    self.config.lr,
+                    be.reborrow(&mut params),
+                ),
+                Diagonal::None => {}
+            }
         }
         self.basis.add_unprojected(
             be,
             &scratch.update,
-            -self.config.lr,
+            -self.config.lr * length,
             be.reborrow(&mut params),
         );
         self.curvature.after_step(be, &params, next_update);
