@@ -307,6 +307,38 @@ fn non_default_top_level_values_print_as_given() {
 }
 
 #[test]
+fn diagonal_and_warmup_print_only_when_set() {
+    use lre::spec::Diagonal;
+    let default = Config::default();
+    assert_eq!(default.diagonal, Diagonal::None);
+    assert_eq!(default.warmup, 0);
+    assert!(!default.to_string().contains("diagonal"));
+    assert!(!default.to_string().contains("warmup"));
+    for (text, diagonal) in [
+        ("diagonal=complement", Diagonal::Complement),
+        ("diagonal=Graft", Diagonal::Graft),
+        ("diagonal=none", Diagonal::None),
+    ] {
+        let (config, printed) = round_trip(&format!("{text}; warmup=25"));
+        assert_eq!(config.diagonal, diagonal, "{text}");
+        assert_eq!(config.warmup, 25);
+        assert!(printed.contains("; warmup=25"), "{printed}");
+        assert_eq!(
+            printed.contains("diagonal="),
+            diagonal != Diagonal::None,
+            "{printed}"
+        );
+    }
+    spec_error(
+        "diagonal=full",
+        &["\"full\"", "diagonal", "none, complement or graft"],
+    );
+    spec_error("warmup=-1", &["\"-1\"", "warmup", ">= 0"]);
+    spec_error("warmup=2.5", &["\"2.5\"", "warmup", "integer"]);
+    spec_error("warmup=1; warmup=2", &["warmup", "twice"]);
+}
+
+#[test]
 fn every_registry_entry_round_trips_with_defaults() {
     let mut count = 0;
     for case in &FAMILIES {

@@ -61,6 +61,9 @@ fn resume_specs() -> Vec<String> {
              basis=ggt(history_size=4); chain=[hutchinson_adam, full_matrix_hutchinson_adam]",
             "basis=eigen(rank=3, beta=none, abs=true, update_truncate=2); init_steps=5; update_freq=2",
             "basis=hebbian_learning(rank=2, opt=stiefel_gd, reortho_freq=2)",
+            "basis=eigen(rank=2); diagonal=complement; warmup=3",
+            "diagonal=graft; update_freq=2",
+            "warmup=4; init_steps=2",
         ]
         .map(String::from),
     );
