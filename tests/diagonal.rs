@@ -141,7 +141,7 @@ fn complement_adds_adams_step_on_the_part_outside_the_basis() {
         .map(|(g, q)| g - along * q)
         .collect();
     let mut adam = ReferenceAdam::new(N);
-    adam.step(&vec![0.0; N]);
+    adam.step(&[0.0; N]);
     let d = adam.step(&r);
     assert!(norm(&d) > 0.1, "the test needs a part outside span(Q)");
     let want: Vec<f64> = theirs.iter().zip(&d).map(|(s, d)| s - LR * d).collect();

@@ -7,12 +7,13 @@
 //! more of the gradient outside span(Q). A part below √ε·‖g‖ (ε of the dtype) counts as
 //! round-off and is dropped.
 
-use super::diagonal_adam::{DiagonalAdam, Work, add_scaled};
+use super::diagonal_adam::{DiagonalAdam, Work};
 use crate::Dtype;
 use crate::backend::{Backend, Scalar};
 use crate::basis::Basis;
 
-/// Adds −lr·Adam(g − Q·ĝ) to `params`, `projected` being ĝ = Qᵀg.
+/// Writes Adam(g − Q·ĝ) to `work.step` (the caller adds −lr times it), `projected` being
+/// ĝ = Qᵀg.
 pub(super) fn step<B: Backend>(
     be: &B,
     basis: &mut dyn Basis<B>,
@@ -20,8 +21,6 @@ pub(super) fn step<B: Backend>(
     projected: &[f64],
     adam: &mut DiagonalAdam,
     work: &mut Work<B>,
-    lr: f64,
-    params: B::InOut<'_>,
 ) {
     be.copy(grad, &mut work.vector);
     basis.add_unprojected(be, projected, -1.0, be.as_inout(&mut work.vector));
@@ -37,5 +36,4 @@ pub(super) fn step<B: Backend>(
     }
     be.download(&work.vector, &mut work.host);
     adam.step(&work.host, &mut work.step);
-    add_scaled(be, &mut work.step, -lr, params);
 }

@@ -8,7 +8,7 @@
 
 use super::Current;
 use super::Optimizer;
-use super::diagonal_adam::Work;
+use super::diagonal_adam::{Work, add_scaled};
 use super::{complement, graft, warmup};
 use crate::backend::{Backend, Cpu, InputError, Scalar};
 use crate::basis::{Outcome, Source};
@@ -431,12 +431,11 @@ impl<B: Backend + 'static> Optimizer<B> {
             if decay != 0.0 {
                 be.scale_params(1.0 - decay, be.reborrow(&mut params));
             }
-            warmup::step(
+            warmup::step(be, step_grad, adam, work);
+            add_scaled(
                 be,
-                step_grad,
-                adam,
-                work,
-                self.config.lr,
+                &mut work.step,
+                -self.config.lr,
                 be.reborrow(&mut params),
             );
             self.curvature.after_step(be, &params, next_update);
@@ -505,16 +504,22 @@ impl<B: Backend + 'static> Optimizer<B> {
                         work,
                     );
                 }
-                Diagonal::Complement => complement::step(
-                    be,
-                    self.basis.as_mut(),
-                    step_grad,
-                    &scratch.projected,
-                    adam,
-                    work,
-                    self.config.lr,
-                    be.reborrow(&mut params),
-                ),
+                Diagonal::Complement => {
+                    complement::step(
+                        be,
+                        self.basis.as_mut(),
+                        step_grad,
+                        &scratch.projected,
+                        adam,
+                        work,
+                    );
+                    add_scaled(
+                        be,
+                        &mut work.step,
+                        -self.config.lr,
+                        be.reborrow(&mut params),
+                    );
+                }
                 Diagonal::None => {}
             }
         }

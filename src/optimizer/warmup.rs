@@ -3,7 +3,7 @@
 //! step starts at step N. As `start_preconditioning_step` in Shampoo: early windows hold few
 //! directions, and the low-rank step ignores the rest of the gradient.
 
-use super::diagonal_adam::{DiagonalAdam, Work, add_scaled};
+use super::diagonal_adam::{DiagonalAdam, Work};
 use crate::backend::Backend;
 
 /// Whether step `t` (counted from 0) is a warm-up step.
@@ -11,16 +11,13 @@ pub(super) fn active(t: u64, warmup: u64) -> bool {
     t < warmup
 }
 
-/// Adds −lr·Adam(g) to `params`.
+/// Writes Adam(g) to `work.step` (the caller adds −lr times it).
 pub(super) fn step<B: Backend>(
     be: &B,
     grad: &B::Vector,
     adam: &mut DiagonalAdam,
     work: &mut Work<B>,
-    lr: f64,
-    params: B::InOut<'_>,
 ) {
     be.download(grad, &mut work.host);
     adam.step(&work.host, &mut work.step);
-    add_scaled(be, &mut work.step, -lr, params);
 }
