@@ -43,7 +43,7 @@ pub mod state;
 pub use elem::Dtype;
 pub use error::{Error, Result, Status};
 pub use optimizer::{CpuOptimizer, Optimizer};
-pub use spec::{Config, DEFAULT_SPEC};
+pub use spec::{Config, DEFAULT_SPEC, REFERENCE_SPEC};
 
 /// Library version (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

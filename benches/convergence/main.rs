@@ -45,8 +45,9 @@ pub struct Configuration {
 }
 
 /// The first entry is the baseline: `basis=identity; chain=[adam]` is plain Adam. The second
-/// is LRE's default configuration (the reference's recommended one), the subject of the goals.
-pub const CONFIGURATIONS: [Configuration; 9] = [
+/// is LRE's default configuration and the third the reference's recommended one, the subjects of
+/// the goals; then the candidates of issue 16 and earlier configurations.
+pub const CONFIGURATIONS: [Configuration; 13] = [
     Configuration {
         name: "Adam",
         spec: "basis=identity; chain=[adam]",
@@ -54,6 +55,26 @@ pub const CONFIGURATIONS: [Configuration; 9] = [
     Configuration {
         name: DEFAULT,
         spec: "",
+    },
+    Configuration {
+        name: REFERENCE,
+        spec: lre::REFERENCE_SPEC,
+    },
+    // Plain Adam for the first 10 steps while the window fills (src/optimizer/warmup.rs).
+    Configuration {
+        name: "warmup=10",
+        spec: "warmup=10",
+    },
+    // The low-rank step with Adam's step length (src/optimizer/graft.rs).
+    Configuration {
+        name: "graft",
+        spec: "diagonal=graft",
+    },
+    // Low rank plus diagonal (src/optimizer/complement.rs): with ggt over gradients the current
+    // gradient lies in span(Q), so it needs a rank-limited basis to do anything.
+    Configuration {
+        name: "eigen + complement",
+        spec: "basis=eigen; diagonal=complement",
     },
     Configuration {
         name: "eigen",
@@ -92,8 +113,10 @@ pub const CONFIGURATIONS: [Configuration; 9] = [
     },
 ];
 
-/// The reference's recommended configuration (LRE's default).
+/// LRE's default configuration.
 pub const DEFAULT: &str = "LRE default";
+/// The reference's recommended configuration (`lre::REFERENCE_SPEC`), LRE's default before.
+pub const REFERENCE: &str = "reference default";
 /// The documented second-order configuration for deterministic problems.
 pub const SECOND_ORDER: &str = "lbfgs(memory=100)";
 /// The L-BFGS-B reference rows: memory sizes.
