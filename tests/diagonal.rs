@@ -163,3 +163,17 @@ fn sharded_optimizers_refuse_the_diagonal_options() {
         assert!(e.message.contains("sharded"), "{spec}: {}", e.message);
     }
 }
+
+/// `memory_bytes` counts the diagonal Adam's host moments and work: 4 f64 and one f32 n-vector.
+#[test]
+fn memory_counts_the_diagonal_buffers() {
+    let g = gradients(2, 1).remove(0);
+    let g32: Vec<f32> = g.iter().map(|v| *v as f32).collect();
+    let held = |spec: &str| {
+        let mut opt = CpuOptimizer::<f32>::from_spec(spec, N).unwrap();
+        opt.step(&mut [0.0f32; N], &g32).unwrap();
+        opt.memory_bytes()
+    };
+    assert_eq!(held("diagonal=graft"), held("") + 4 * 8 * N + 4 * N);
+    assert_eq!(held("warmup=3"), held("") + 4 * 8 * N + 4 * N);
+}

@@ -256,14 +256,23 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.last_basis_failure.as_deref()
     }
 
-    /// Bytes of n-sized memory held (basis window, curvature history, the gradient copy).
+    /// Bytes of n-sized memory held (basis window, curvature history, the gradient copy, and
+    /// with `diagonal`/`warmup` their two host f64 moments and work buffers).
     pub fn memory_bytes(&self) -> usize {
         let staging = if self.scratch.grad.is_some() {
             self.backend.matrix_bytes(1)
         } else {
             0
         };
-        self.basis.state_bytes(&self.backend) + self.curvature.state_bytes(&self.backend) + staging
+        let diagonal = match (&self.diagonal, self.scratch.has_diagonal_work()) {
+            // Moments m, v and the host work (gradient and step) in f64, plus one vector.
+            (Some(_), true) => 4 * 8 * self.ndim() + self.backend.matrix_bytes(1),
+            _ => 0,
+        };
+        self.basis.state_bytes(&self.backend)
+            + self.curvature.state_bytes(&self.backend)
+            + staging
+            + diagonal
     }
 
     /// Registers the all-reduce of a sharded optimizer: it sums a buffer of partial sums in place

@@ -61,6 +61,13 @@ impl<B: Backend> Default for Scratch<B> {
     }
 }
 
+impl<B: Backend> Scratch<B> {
+    /// Whether the diagonal Adam's work buffers are allocated (after the first step with it).
+    pub(super) fn has_diagonal_work(&self) -> bool {
+        self.diagonal.is_some()
+    }
+}
+
 /// Grows `pool` to `count` vectors.
 fn reserve<B: Backend>(be: &B, pool: &mut Vec<B::Vector>, count: usize) -> Result<()> {
     while pool.len() < count {
