@@ -46,7 +46,7 @@ pub use error::{Error, Result, Status};
 #[cfg(feature = "cuda")]
 pub use optimizer::CudaOptimizer;
 pub use optimizer::{CpuOptimizer, Optimizer};
-pub use spec::{Config, DEFAULT_SPEC};
+pub use spec::{Config, DEFAULT_SPEC, REFERENCE_SPEC};
 
 /// Library version (Cargo package version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,13 +10,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The canonical form of the default configuration, every default filled in.
 const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=100, storage=params, truncate=none, eig_tol=1e-5, \
-     damping=0, rdamping=0, abs=false); chain=[adam(beta1=0.9, beta2=0.99, eps=1e-8, amsgrad_beta=none), \
+     damping=0, rdamping=0, abs=false); chain=[adam(beta1=0.9, beta2=0.999, eps=1e-8, amsgrad_beta=none), \
      cautious, clip_norm_by_ema(beta=0.99, max_growth=1.2, normalize=true, min_norm=0.01, init=0.1)]; \
      lr=0.01; weight_decay=0; update_freq=1; init_steps=0; symmetrize=true; seed=0; dtype=f32; device=cpu; \
      threads=1";
 
 /// The default spec as docs/design.md writes it.
-const DESIGN_DEFAULT: &str = "curvature=covariance; basis=ggt; chain=[adam, cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
+const DESIGN_DEFAULT: &str = "curvature=covariance; basis=ggt; chain=[adam(beta2=0.999), cautious, clip_norm_by_ema(normalize=true)]; lr=0.01";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -304,6 +304,55 @@ fn non_default_top_level_values_print_as_given() {
     assert_eq!(config.basis, Config::default().basis);
     assert_eq!(config.lr, 0.01);
     assert_eq!(config.weight_decay, 0.0);
+}
+
+/// The reference's recommended configuration stays available under `REFERENCE_SPEC`, the
+/// short spec the README documents for it: the default with Adam's β2 = 0.99.
+#[test]
+fn the_reference_configuration_differs_from_the_default_only_in_beta2() {
+    let reference = parse_ok(lre::REFERENCE_SPEC);
+    assert_eq!(
+        reference,
+        parse_ok("chain=[adam, cautious, normalize_by_ema]")
+    );
+    let mut default = Config::default();
+    assert_ne!(reference, default);
+    assert_eq!(default.chain[0].f64("beta2"), 0.999);
+    assert_eq!(reference.chain[0].f64("beta2"), 0.99);
+    default.chain[0] = reference.chain[0].clone();
+    assert_eq!(reference, default);
+}
+
+#[test]
+fn diagonal_and_warmup_print_only_when_set() {
+    use lre::spec::Diagonal;
+    let default = Config::default();
+    assert_eq!(default.diagonal, Diagonal::None);
+    assert_eq!(default.warmup, 0);
+    assert!(!default.to_string().contains("diagonal"));
+    assert!(!default.to_string().contains("warmup"));
+    for (text, diagonal) in [
+        ("diagonal=complement", Diagonal::Complement),
+        ("diagonal=Graft", Diagonal::Graft),
+        ("diagonal=none", Diagonal::None),
+    ] {
+        let (config, printed) = round_trip(&format!("{text}; warmup=25"));
+        assert_eq!(config.diagonal, diagonal, "{text}");
+        assert_eq!(config.warmup, 25);
+        assert!(printed.contains("; warmup=25"), "{printed}");
+        assert_eq!(
+            printed.contains("diagonal="),
+            diagonal != Diagonal::None,
+            "{printed}"
+        );
+    }
+    spec_error(
+        "diagonal=full",
+        &["\"full\"", "diagonal", "none, complement or graft"],
+    );
+    spec_error("warmup=-1", &["\"-1\"", "warmup", ">= 0"]);
+    spec_error("warmup=2.5", &["\"2.5\"", "warmup", "integer"]);
+    spec_error("warmup=1; warmup=2", &["warmup", "twice"]);
 }
 
 #[test]

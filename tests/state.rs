@@ -64,6 +64,9 @@ fn resume_specs() -> Vec<String> {
             "basis=ggt(history_size=4, storage=bf16); chain=[adam]; update_freq=2",
             "curvature=full_hutchinson_hessian(z=s, orthogonalize=true); symmetrize=false; \
              basis=ggt(history_size=3, storage=f16)",
+            "basis=eigen(rank=2); diagonal=complement; warmup=3",
+            "diagonal=graft; update_freq=2",
+            "warmup=4; init_steps=2",
         ]
         .map(String::from),
     );

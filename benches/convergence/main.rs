@@ -11,8 +11,8 @@
 //!     cargo bench --bench convergence                      # every task (a few minutes)
 //!     cargo bench --bench convergence -- quadratic mlp     # only these tasks (by id)
 //!     LRE_BENCH_QUICK=1 cargo bench --bench convergence    # seconds-long smoke run (CI)
-//!     LRE_BENCH_CONFIGS="LRE default,bf16 window" cargo bench --bench convergence
-//!                                                          # only these rows (and Adam's)
+//!     LRE_BENCH_CONFIGS="LRE default,eigen" cargo bench --bench convergence  # Adam and these rows
+//!     LRE_BENCH_SPECS="chain=[adam] | basis=eigen(rank=50)" cargo bench --bench convergence  # extra rows
 //!
 //! Parameters and optimizer state are f32; tasks compute the loss, gradient and H·v in f64
 //! from the f32 parameters. A configuration whose components this build does not implement yet
@@ -45,8 +45,9 @@ pub struct Configuration {
 }
 
 /// The first entry is the baseline: `basis=identity; chain=[adam]` is plain Adam. The second
-/// is LRE's default configuration (the reference's recommended one), the subject of the goals.
-pub const CONFIGURATIONS: [Configuration; 11] = [
+/// is LRE's default configuration and the third the reference's recommended one, the subjects of
+/// the goals; then the candidates of issue 16 and earlier configurations.
+pub const CONFIGURATIONS: [Configuration; 15] = [
     Configuration {
         name: "Adam",
         spec: "basis=identity; chain=[adam]",
@@ -54,6 +55,26 @@ pub const CONFIGURATIONS: [Configuration; 11] = [
     Configuration {
         name: DEFAULT,
         spec: "",
+    },
+    Configuration {
+        name: REFERENCE,
+        spec: lre::REFERENCE_SPEC,
+    },
+    // Plain Adam for the first 10 steps while the window fills (src/optimizer/warmup.rs).
+    Configuration {
+        name: "warmup=10",
+        spec: "warmup=10",
+    },
+    // The low-rank step with Adam's step length (src/optimizer/graft.rs).
+    Configuration {
+        name: "graft",
+        spec: "diagonal=graft",
+    },
+    // Low rank plus diagonal (src/optimizer/complement.rs): with ggt over gradients the current
+    // gradient lies in span(Q), so it needs a rank-limited basis to do anything.
+    Configuration {
+        name: "eigen + complement",
+        spec: "basis=eigen; diagonal=complement",
     },
     Configuration {
         name: "eigen",
@@ -104,8 +125,10 @@ pub const CONFIGURATIONS: [Configuration; 11] = [
 /// The default configuration with its GGT window in bf16 and in f16.
 pub const STORAGE: [&str; 2] = ["bf16 window", "f16 window"];
 
-/// The reference's recommended configuration (LRE's default).
+/// LRE's default configuration.
 pub const DEFAULT: &str = "LRE default";
+/// The reference's recommended configuration (`lre::REFERENCE_SPEC`), LRE's default before.
+pub const REFERENCE: &str = "reference default";
 /// The documented second-order configuration for deterministic problems.
 pub const SECOND_ORDER: &str = "lbfgs(memory=100)";
 /// The L-BFGS-B reference rows: memory sizes.
@@ -137,18 +160,16 @@ fn tasks() -> Vec<Box<dyn Task>> {
 
 /// Every available configuration's sweep on one task, printing notes for skipped ones, then
 /// (full runs of deterministic tasks only) the L-BFGS-B rows.
-fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize, quick: bool) -> Vec<Entry> {
+fn sweep_configurations(
+    task: &dyn Task,
+    configurations: &[Configuration],
+    grid: &[f64],
+    steps: usize,
+    quick: bool,
+) -> Vec<Entry> {
     let n = task.init().len();
     let mut entries = Vec::new();
-    // `LRE_BENCH_CONFIGS` (names, comma-separated) selects rows; Adam, the baseline, always runs.
-    let selected = std::env::var("LRE_BENCH_CONFIGS").ok();
-    let wanted = |name: &str| {
-        name == CONFIGURATIONS[0].name
-            || selected
-                .as_ref()
-                .is_none_or(|s| s.split(',').any(|c| c.trim() == name))
-    };
-    for config in CONFIGURATIONS.iter().filter(|c| wanted(c.name)) {
+    for config in configurations {
         if let Err(why) = run::available(config.spec, n) {
             println!("note: skipping {}: {why}\n", config.name);
             continue;
@@ -181,7 +202,37 @@ fn sweep_configurations(task: &dyn Task, grid: &[f64], steps: usize, quick: bool
     entries
 }
 
+/// The rows to run: Adam (the baseline, always), the configurations named in
+/// `LRE_BENCH_CONFIGS` (comma-separated; all of them when unset), and one row per spec in
+/// `LRE_BENCH_SPECS` (separated by `|`), named by its spec, for trying a spec on the same grid.
+fn configurations() -> Vec<Configuration> {
+    let selected = std::env::var("LRE_BENCH_CONFIGS").ok();
+    let chosen = |name: &str| {
+        selected
+            .as_ref()
+            .is_none_or(|list| list.split(',').any(|s| s.trim() == name))
+    };
+    let mut rows: Vec<Configuration> = CONFIGURATIONS
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || chosen(c.name))
+        .map(|(_, c)| Configuration {
+            name: c.name,
+            spec: c.spec,
+        })
+        .collect();
+    if let Ok(specs) = std::env::var("LRE_BENCH_SPECS") {
+        for spec in specs.split('|').map(str::trim).filter(|s| !s.is_empty()) {
+            // A row's name and spec live for the whole run.
+            let spec: &'static str = Box::leak(spec.to_owned().into_boxed_str());
+            rows.push(Configuration { name: spec, spec });
+        }
+    }
+    rows
+}
+
 fn main() {
+    let configurations = configurations();
     let quick = std::env::var_os("LRE_BENCH_QUICK").is_some();
     let (grid, steps) = if quick {
         (&GRID[2..3], 10)
@@ -212,7 +263,7 @@ fn main() {
             task.hvp_kind(),
             minimum.map_or("unknown".into(), |m| format!("{m:.7}"))
         );
-        let entries = sweep_configurations(task, grid, steps, quick);
+        let entries = sweep_configurations(task, &configurations, grid, steps, quick);
         let adam = entries[0]
             .best_run()
             .expect("Adam converges at some lr of the grid");

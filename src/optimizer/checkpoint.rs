@@ -106,6 +106,16 @@ fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
         saved.shard_offset.to_string(),
         current.shard_offset.to_string(),
     );
+    note(
+        "diagonal",
+        saved.diagonal.to_string(),
+        current.diagonal.to_string(),
+    );
+    note(
+        "warmup",
+        saved.warmup.to_string(),
+        current.warmup.to_string(),
+    );
     out
 }
 
@@ -139,6 +149,11 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.basis.save(&self.backend, &mut enc);
         enc.pop();
         self.chain.save(&mut enc);
+        if let Some(diagonal) = &self.diagonal {
+            enc.push("diagonal");
+            diagonal.save(&mut enc);
+            enc.pop();
+        }
         enc.finish()
     }
 
@@ -225,6 +240,11 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.basis.load(&self.backend, dec)?;
         dec.pop();
         self.chain.load(dec)?;
+        if self.diagonal.is_some() {
+            dec.push("diagonal");
+            self.diagonal = Some(super::diagonal_adam::DiagonalAdam::load(dec)?);
+            dec.pop();
+        }
         dec.finish()
     }
 }

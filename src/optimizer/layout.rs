@@ -28,5 +28,8 @@ pub fn declare(config: &Config, n: usize) -> Layout {
     for (i, member) in config.chain.iter().enumerate() {
         layout = layout.nest(&format!("chain/{i}"), inner::state(member, &dims));
     }
+    if config.has_diagonal() {
+        layout = layout.nest("diagonal", super::diagonal_adam::state(n));
+    }
     layout
 }

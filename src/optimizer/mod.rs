@@ -6,10 +6,14 @@
 
 mod approximation;
 mod checkpoint;
+mod complement;
+mod diagonal_adam;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod graft;
 mod layout;
 mod step;
+mod warmup;
 
 pub use approximation::Current;
 #[cfg(feature = "cuda")]
@@ -55,6 +59,8 @@ pub struct Optimizer<B: Backend> {
     chain_needs_jacobian: bool,
     /// Every buffer this optimizer can keep, as its components declare them.
     layout: Layout,
+    /// The diagonal Adam of the `diagonal` and `warmup` options (None without them).
+    diagonal: Option<diagonal_adam::DiagonalAdam>,
 }
 
 /// The CPU optimizer for element type `T` (f32 or f64).
@@ -129,6 +135,12 @@ impl<B: Backend + 'static> Optimizer<B> {
                 config.basis.name()
             )));
         }
+        if backend.shard().is_some() && config.has_diagonal() {
+            return Err(Error::unsupported(
+                "diagonal and warmup keep n-sized host moments that are not split by rows yet; a \
+                 sharded optimizer (global_ndim, shard_offset) cannot use them",
+            ));
+        }
         let basis = basis::build_seeded(&config.basis, (&backend, config.seed))?;
         if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
             return Err(Error::spec(format!(
@@ -151,6 +163,9 @@ impl<B: Backend + 'static> Optimizer<B> {
             chain_needs_jacobian |= member.needs_jacobian();
             chain.push(member);
         }
+        let config_diagonal = config
+            .has_diagonal()
+            .then(diagonal_adam::DiagonalAdam::default);
         Ok(Optimizer {
             rng: Rng::new(config.seed),
             config,
@@ -168,6 +183,7 @@ impl<B: Backend + 'static> Optimizer<B> {
             chain_needs_hessian,
             chain_needs_jacobian,
             layout,
+            diagonal: config_diagonal,
         })
     }
 
@@ -238,14 +254,23 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.last_basis_failure.as_deref()
     }
 
-    /// Bytes of n-sized memory held (basis window, curvature history, the gradient copy).
+    /// Bytes of n-sized memory held (basis window, curvature history, the gradient copy, and
+    /// with `diagonal`/`warmup` their two host f64 moments and work buffers).
     pub fn memory_bytes(&self) -> usize {
         let staging = if self.scratch.grad.is_some() {
             self.backend.matrix_bytes(1)
         } else {
             0
         };
-        self.basis.state_bytes(&self.backend) + self.curvature.state_bytes(&self.backend) + staging
+        let diagonal = match (&self.diagonal, self.scratch.has_diagonal_work()) {
+            // Moments m, v and the host work (gradient and step) in f64, plus one vector.
+            (Some(_), true) => 4 * 8 * self.ndim() + self.backend.matrix_bytes(1),
+            _ => 0,
+        };
+        self.basis.state_bytes(&self.backend)
+            + self.curvature.state_bytes(&self.backend)
+            + staging
+            + diagonal
     }
 
     /// Registers the all-reduce of a sharded optimizer: it sums a buffer of partial sums in place

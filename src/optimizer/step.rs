@@ -8,12 +8,15 @@
 
 use super::Current;
 use super::Optimizer;
+use super::diagonal_adam::{Work, add_scaled};
+use super::{complement, graft, warmup};
 use crate::backend::{Backend, Cpu, InputError, Scalar};
 use crate::basis::{Outcome, Source};
 use crate::curvature::Observation;
 use crate::error::{Error, Result, Status};
 use crate::inner::{Context, HessianSample};
 use crate::rng::Rng;
+use crate::spec::Diagonal;
 use faer::Mat;
 
 /// The step between `begin` and `finish`.
@@ -42,6 +45,8 @@ pub(super) struct Scratch<B: Backend> {
     /// The last sharded step's rollback state, kept so that the next one writes into memory
     /// already mapped (at n = 1e6 a fresh allocation's page faults cost as much as the copy).
     rollback_state: Vec<u8>,
+    /// n-sized work of the diagonal Adam (`diagonal`, `warmup`).
+    diagonal: Option<Work<B>>,
 }
 
 impl<B: Backend> Default for Scratch<B> {
@@ -55,7 +60,15 @@ impl<B: Backend> Default for Scratch<B> {
             projected: Vec::new(),
             update: Vec::new(),
             rollback_state: Vec::new(),
+            diagonal: None,
         }
+    }
+}
+
+impl<B: Backend> Scratch<B> {
+    /// Whether the diagonal Adam's work buffers are allocated (after the first step with it).
+    pub(super) fn has_diagonal_work(&self) -> bool {
+        self.diagonal.is_some()
     }
 }
 
@@ -344,6 +357,9 @@ impl<B: Backend + 'static> Optimizer<B> {
         // Memory the step needs is reserved before anything changes.
         let width = self.curvature.prepare(be, pending.update, pending.batch)?;
         self.basis.prepare(be, width)?;
+        if self.diagonal.is_some() && self.scratch.diagonal.is_none() {
+            self.scratch.diagonal = Some(Work::new(be)?);
+        }
         let mut params = params;
         // A sharded step all-reduces between its changes: it keeps what it needs to undo them.
         let rollback = match be.shard() {
@@ -430,6 +446,23 @@ impl<B: Backend + 'static> Optimizer<B> {
         self.rng = pending.rng;
         self.step += 1;
         let step_grad = observed.gradient.unwrap_or(grad);
+        let decay = self.config.lr * self.config.weight_decay;
+        if t >= self.config.init_steps && warmup::active(t, self.config.warmup) {
+            let adam = self.diagonal.as_mut().expect("created with the options");
+            let work = scratch.diagonal.as_mut().expect("allocated by finish");
+            if decay != 0.0 {
+                be.scale_params(1.0 - decay, be.reborrow(&mut params));
+            }
+            warmup::step(be, step_grad, adam, work);
+            add_scaled(
+                be,
+                &mut work.step,
+                -self.config.lr,
+                be.reborrow(&mut params),
+            );
+            self.curvature.after_step(be, &params, next_update);
+            return;
+        }
         if t < self.config.init_steps || self.basis.rank().is_none() {
             // Init steps only build the basis; with no basis yet there is nothing to step in.
             // The parameters do not move, weight decay included.
@@ -477,14 +510,45 @@ impl<B: Backend + 'static> Optimizer<B> {
         // Decoupled weight decay, as AdamW: x ← (1 − lr·wd)·x − lr·Q·û, the decay taken on the
         // x before the step. With wd = 0 the parameters are not touched, so results stay
         // bit-identical to an optimizer without the key.
-        let decay = self.config.lr * self.config.weight_decay;
         if decay != 0.0 {
             be.scale_params(1.0 - decay, be.reborrow(&mut params));
+        }
+        let mut length = 1.0;
+        if let (Some(adam), Some(work)) = (&mut self.diagonal, &mut scratch.diagonal) {
+            match self.config.diagonal {
+                Diagonal::Graft => {
+                    length = graft::factor(
+                        be,
+                        self.basis.as_mut(),
+                        step_grad,
+                        &scratch.update,
+                        adam,
+                        work,
+                    );
+                }
+                Diagonal::Complement => {
+                    complement::step(
+                        be,
+                        self.basis.as_mut(),
+                        step_grad,
+                        &scratch.projected,
+                        adam,
+                        work,
+                    );
+                    add_scaled(
+                        be,
+                        &mut work.step,
+                        -self.config.lr,
+                        be.reborrow(&mut params),
+                    );
+                }
+                Diagonal::None => {}
+            }
         }
         self.basis.add_unprojected(
             be,
             &scratch.update,
-            -self.config.lr,
+            -self.config.lr * length,
             be.reborrow(&mut params),
         );
         self.curvature.after_step(be, &params, next_update);
