@@ -14,6 +14,7 @@
 //! C = W_newᵀ·(M_newᵀM_old)·W_old, with M_newᵀM_old read off K_old and the new Gram rows.
 //! Per update: one pass over the window per new column and one to unproject; O(m³) small work.
 
+use super::store::{get_columns, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
 use crate::backend::Backend;
@@ -410,9 +411,8 @@ impl<B: Backend> Basis<B> for Ggt<B> {
     /// weights), its Gram matrix and the current basis. Physical slots and cached products are
     /// not state.
     fn save(&self, be: &B, enc: &mut Encoder<'_>) {
-        enc.put_rows::<B::Elem>("window", self.slots.len(), be.ndim(), |i, out| {
-            be.column_to_host(&self.window, self.slots[i], out)
-        });
+        let slots: Vec<usize> = self.slots.iter().copied().collect();
+        put_columns(be, enc, "window", &self.window, &slots);
         if self.roles.iter().any(|r| *r != Role::Single(1.0)) {
             let (alpha, kind): (Vec<f64>, Vec<u64>) = self
                 .roles
@@ -445,11 +445,7 @@ impl<B: Backend> Basis<B> for Ggt<B> {
                 self.capacity
             )));
         }
-        self.reserve(be, m)?;
-        let window = &mut self.window;
-        dec.get_rows::<B::Elem>("window", be.ndim(), |i, data| {
-            be.column_from_host(data, window, i)
-        })?;
+        let slots = get_columns(be, dec, "window", (&mut self.window, 0), 0)?;
         let roles: Vec<Role> = if dec.has("alpha") {
             let alpha = dec.get_shaped::<f64>("alpha", &[m])?;
             let kind = dec.get_shaped::<u64>("role", &[m])?;
@@ -491,7 +487,7 @@ impl<B: Backend> Basis<B> for Ggt<B> {
         } else {
             None
         };
-        self.slots = (0..m).collect();
+        self.slots = slots.into();
         self.roles = roles.into();
         self.gram = gram;
         self.cached.clear();

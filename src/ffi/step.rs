@@ -5,14 +5,16 @@
 use super::guard::guard;
 use super::handle::{LreOptimizer, with_optimizer};
 use super::pointers::{self, check_disjoint, optimizer, out};
+use crate::backend::Cpu;
 use crate::backend::Scalar;
+use crate::backend::cpu::VectorStorage;
 use crate::error::{Error, Result};
-use crate::optimizer::CpuOptimizer;
+use crate::optimizer::{CpuOptimizer, Optimizer};
 use std::ffi::c_void;
 
 /// A Hessian-vector product callback for element type `T` (`HvpF32` / `HvpF64` spelled out
 /// for cbindgen).
-type Hvp<T> =
+pub(super) type Hvp<T> =
     Option<unsafe extern "C" fn(user: *mut c_void, v: *const T, hv: *mut T, n: usize) -> i32>;
 
 /// Hessian-vector product callback for f32 optimizers: writes H·v into `hv` (both of length n)
@@ -76,8 +78,8 @@ pub unsafe extern "C" fn lre_optimizer_step_f64(
 /// # Safety
 /// `params` and `grad` are NULL or arrays of `o.ndim()` elements that do not overlap; `hvp` is
 /// NULL or callable with `user`.
-unsafe fn step<T: Scalar>(
-    o: &mut CpuOptimizer<T>,
+pub(super) unsafe fn step<T: Scalar, V: VectorStorage<T>>(
+    o: &mut Optimizer<Cpu<T, V>>,
     params: *mut T,
     grad: *const T,
     hvp: Hvp<T>,
