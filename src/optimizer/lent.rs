@@ -60,6 +60,18 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
         }
     }
 
+    /// The names of the n-sized buffers a small state (or a full blob) keeps in caller memory,
+    /// in order: how many arrays come with it.
+    pub fn lent_names(state: &[u8]) -> Result<Vec<String>> {
+        let opt = Self::from_state_header(&Decoder::new(state)?)?;
+        let names = opt
+            .lent_buffers()?
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        Ok(names)
+    }
+
     /// The n-sized buffers caller memory holds when stepping in it (name, bytes), in order;
     /// `LRE_ERR_UNSUPPORTED` for state that follows the batch size.
     pub fn lent_buffers(&self) -> Result<Vec<(&str, usize)>> {
