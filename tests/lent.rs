@@ -5,7 +5,9 @@
 //! as a binding does.
 
 use lre::backend::Scalar;
-use lre::ffi::api::{lre_last_error_message, lre_optimizer_free, lre_optimizer_new};
+use lre::ffi::api::{
+    lre_last_error_message, lre_optimizer_free, lre_optimizer_from_state, lre_optimizer_new,
+};
 use lre::ffi::handle::LreOptimizer;
 use lre::ffi::lent::{
     lre_lent_state_save, lre_lent_step_f32, lre_lent_step_f64, lre_optimizer_lend,
@@ -250,7 +252,11 @@ fn sizes<T: Scalar>(spec: &str) -> Vec<usize> {
 }
 
 fn lent_state(spec: &str, sizes: &[usize]) -> Lent {
-    let handle = Handle::new(spec);
+    lent_state_of(&Handle::new(spec), sizes)
+}
+
+/// The state of `handle` moved to caller memory with arrays of these sizes.
+fn lent_state_of(handle: &Handle, sizes: &[usize]) -> Lent {
     let mut bound = 0;
     // SAFETY: a live handle and a place for the bound.
     assert_eq!(
@@ -410,4 +416,35 @@ fn batch_sized_state_cannot_be_lent() {
         .unwrap();
     let err = opt.lent_buffers().unwrap_err();
     assert_eq!(err.status, Status::LRE_ERR_UNSUPPORTED, "{}", err.message);
+}
+
+#[test]
+fn a_version_1_blob_moves_to_caller_memory_and_resumes_exactly() {
+    // tests/data/state-v1.bin: 5 steps of a GGT run with update_freq = 2, so it keeps a
+    // pending gradient besides its window (tests/state.rs).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/state-v1.bin");
+    let sample = std::fs::read(path).unwrap();
+    let mut owned = CpuOptimizer::<f32>::from_state(&sample).unwrap();
+    let n = owned.ndim();
+    let mut raw = ptr::null_mut();
+    // SAFETY: the blob and its length, and a place for the handle.
+    let status = unsafe { lre_optimizer_from_state(sample.as_ptr(), sample.len(), &mut raw) };
+    assert_eq!(status, Status::LRE_OK, "{}", last_error());
+    let handle = Handle(raw);
+    let sizes: Vec<usize> = owned
+        .lent_buffers()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| *b)
+        .collect();
+    assert_eq!(sizes.len(), 2, "the pending gradient and the window");
+    let mut lent = lent_state_of(&handle, &sizes);
+    let (mut a, mut b) = (vec![0.25f32; n], vec![0.25f32; n]);
+    for t in 0..12 {
+        let g = gradient(&a, t);
+        owned.step(&mut a, &g).unwrap();
+        assert_eq!(lent.step(&mut b, &g), Status::LRE_OK, "{}", last_error());
+        assert_eq!(bits(&a), bits(&b), "step {t} after resuming the v1 sample");
+    }
+    assert_eq!(lent.blob(), owned.state());
 }
