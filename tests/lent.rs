@@ -448,3 +448,32 @@ fn a_version_1_blob_moves_to_caller_memory_and_resumes_exactly() {
     }
     assert_eq!(lent.blob(), owned.state());
 }
+
+/// Every basis either steps in caller memory as in its own, or is refused up front with
+/// `LRE_ERR_UNSUPPORTED` (bases that share one matrix between buffers or keep more columns than
+/// they save), before any step.
+#[test]
+fn every_basis_steps_in_caller_memory_or_is_refused() {
+    for member in lre::basis::FAMILY.components() {
+        let spec = format!("basis={}; chain=[adam]", member.name);
+        let sizes = sizes::<f32>(&spec);
+        let handle = Handle::new(&spec);
+        let mut bound = 0;
+        // SAFETY: a live handle and a place for the bound.
+        let status = unsafe { lre_optimizer_small_state_bound(handle.0, &mut bound) };
+        assert_eq!(status, Status::LRE_OK, "{spec}: {}", last_error());
+        let mut lent = Lent {
+            small: vec![0; bound],
+            small_len: 0,
+            arrays: vec![],
+            sizes: vec![],
+        };
+        match handle.lend(&sizes, &mut lent) {
+            Status::LRE_OK => lent_matches_owned::<f32>(&spec),
+            Status::LRE_ERR_UNSUPPORTED => {
+                assert!(last_error().contains("caller memory"), "{}", last_error())
+            }
+            other => panic!("{spec}: {other:?} {}", last_error()),
+        }
+    }
+}

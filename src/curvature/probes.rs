@@ -169,9 +169,12 @@ impl<V> Probes<V> {
             ("x_now", &mut self.x_now, &mut self.x_now_valid),
             ("x_prev", &mut self.x_prev, &mut self.x_prev_valid),
         ] {
-            // Caller memory becomes the vector only where `reserve` would allocate it.
+            // Caller memory becomes the vector only where `reserve` would allocate it; other
+            // probe kinds keep no points and leave it unused.
             let mut pool = Vec::new();
-            if displacement && adopt_vectors(be, dec, name, &mut pool)? {
+            if !displacement {
+                dec.take_lent(name);
+            } else if adopt_vectors(be, dec, name, &mut pool)? {
                 *slot = pool.into_iter().next();
             }
             *valid = dec.has(name);

@@ -32,6 +32,12 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
             dec.lend(name, memory);
         }
         opt.restore(&mut dec)?;
+        if let Some(name) = dec.untaken_lent() {
+            return Err(Error::unsupported(format!(
+                "state buffer {name}: this configuration keeps it in its own memory, so it \
+                 cannot step in caller memory"
+            )));
+        }
         Ok(opt)
     }
 

@@ -241,6 +241,14 @@ impl<'b> Decoder<'b> {
         self.lent.remove(&full)
     }
 
+    /// A buffer with caller memory that no component took (its state would live elsewhere).
+    pub fn untaken_lent(&self) -> Option<&str> {
+        self.lent
+            .iter()
+            .find(|(_, memory)| !memory.is_empty())
+            .map(|(name, _)| name.as_str())
+    }
+
     /// For a buffer whose data is in caller memory: the caller's slot of each row (the entry
     /// counts as read). None for a buffer with its data in the blob, or none at all.
     pub fn lent_slots(&mut self, name: &str) -> Option<Vec<usize>> {
