@@ -451,6 +451,99 @@ lre_status lre_optimizer_component(const lre_optimizer_t *opt,
 lre_status lre_optimizer_set_stream(lre_optimizer_t *opt, void *stream);
 
 /**
+ * The most bytes of a small state of this optimizer (`lre_optimizer_lend`, the lent steps).
+ *
+ * # Safety
+ * `opt` is a live optimizer; `bytes` is valid to write.
+ */
+lre_status lre_optimizer_small_state_bound(const lre_optimizer_t *opt, size_t *bytes);
+
+/**
+ * Moves the optimizer's state out to caller memory: its n-sized buffers into `buffers`
+ * (zero-filled first; `count` arrays of `sizes[i]` bytes, the layout's `LRE_BUFFER_VECTORS`
+ * entries in order), the rest as a small state into `small` (`cap` bytes, at least
+ * `lre_optimizer_small_state_bound`); `*len` receives its length. The optimizer is unchanged.
+ * Wrong sizes or count are `LRE_ERR_INVALID_ARGUMENT` naming the buffer; configurations whose
+ * state follows the batch size are `LRE_ERR_UNSUPPORTED`. On error nothing is written.
+ *
+ * # Safety
+ * `opt` is a live optimizer; `buffers`/`sizes` as for `lre_lent_step_f32`; `small` is valid for
+ * `cap` bytes and disjoint from the buffers; `len` is valid to write.
+ */
+lre_status lre_optimizer_lend(const lre_optimizer_t *opt,
+                              void *const *buffers,
+                              const size_t *sizes,
+                              size_t count,
+                              uint8_t *small,
+                              size_t cap,
+                              size_t *len);
+
+/**
+ * The complete state blob (as `lre_optimizer_state_save` writes it) of a small state and its
+ * buffers, into `buf` (`cap` bytes); `*len` receives its size. With `buf == NULL` only `*len`
+ * is written. The buffers are only read.
+ *
+ * # Safety
+ * `small` is valid for `small_len` bytes; `buffers`/`sizes` as for `lre_lent_step_f32`; `buf`
+ * is NULL or valid for `cap` bytes, disjoint from the others; `len` is valid to write.
+ */
+lre_status lre_lent_state_save(const uint8_t *small,
+                               size_t small_len,
+                               void *const *buffers,
+                               const size_t *sizes,
+                               size_t count,
+                               uint8_t *buf,
+                               size_t cap,
+                               size_t *len);
+
+/**
+ * One step of an f32 optimizer kept in caller memory: the small state `small` (`small_len`
+ * bytes) and the n-sized `buffers` (`count` arrays of `sizes[i]` bytes, aligned for f32) are
+ * stepped with `grad`, `params` moved in place, the buffers updated in place and the new small
+ * state written to `small_out` (`cap` bytes, at least `lre_optimizer_small_state_bound`; it may
+ * be `small` itself), its length to `*len`. Equal, bit for bit, to `lre_optimizer_step_f32` on
+ * the optimizer the state came from. `hvp`/`user` as for `lre_optimizer_step_f32`. On any
+ * error params, buffers and the small state are unchanged.
+ *
+ * # Safety
+ * `small` is valid for `small_len` bytes and `small_out` for `cap` bytes (they may be the same
+ * memory); `buffers` and `sizes` are arrays of `count` elements, each buffer valid for reads and
+ * writes of its size and disjoint from the others, `params` and `grad`; `params` and `grad` are
+ * arrays of ndim floats; `len` is valid to write.
+ */
+lre_status lre_lent_step_f32(const uint8_t *small,
+                             size_t small_len,
+                             void *const *buffers,
+                             const size_t *sizes,
+                             size_t count,
+                             float *params,
+                             const float *grad,
+                             lre_hvp_f32_fn hvp,
+                             void *user,
+                             uint8_t *small_out,
+                             size_t cap,
+                             size_t *len);
+
+/**
+ * One step of an f64 optimizer kept in caller memory (see `lre_lent_step_f32`).
+ *
+ * # Safety
+ * As `lre_lent_step_f32`, with arrays of doubles.
+ */
+lre_status lre_lent_step_f64(const uint8_t *small,
+                             size_t small_len,
+                             void *const *buffers,
+                             const size_t *sizes,
+                             size_t count,
+                             double *params,
+                             const double *grad,
+                             lre_hvp_f64_fn hvp,
+                             void *user,
+                             uint8_t *small_out,
+                             size_t cap,
+                             size_t *len);
+
+/**
  * One step of an f32 optimizer: reads `grad` (ndim floats) and updates `params` (ndim floats)
  * in place. Curvatures that need Hessian-vector products (full_hutchinson_hessian, bfgs, sr1;
  * see get_param "num_probes") call `hvp(user, v, hv, ndim)` for each probe; others ignore it

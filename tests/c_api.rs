@@ -26,6 +26,11 @@ fn c_state_and_failed_calls_program_passes() {
 }
 
 #[test]
+fn c_lent_state_program_passes() {
+    run_program(&compile("lent_test.c", &[], "plain"), &[], false);
+}
+
+#[test]
 fn c_hessian_split_and_batch_program_passes() {
     run_program(&compile("hessian_test.c", &[], "plain"), &[], false);
 }
@@ -57,6 +62,7 @@ fn c_programs_are_clean_under_valgrind() {
         "state_test.c",
         "hessian_test.c",
         "describe_test.c",
+        "lent_test.c",
     ] {
         run_program(&compile(name, &[], "valgrind"), &[], true);
     }

@@ -46,6 +46,13 @@ pub fn cuda_refusal(ordinal: usize) -> Error {
     }
 }
 
+/// The error of a backend that cannot step in caller memory.
+fn not_lendable(name: &str) -> Error {
+    Error::unsupported(format!(
+        "state buffer {name}: this backend cannot use caller memory as state"
+    ))
+}
+
 /// Why an input vector was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputError {
@@ -213,6 +220,32 @@ pub trait Backend: Send + Clone {
             "storage={}: windows in 16-bit storage are implemented on the CPU backend only",
             format.name()
         )))
+    }
+
+    /// A matrix whose columns are caller memory lent for one call (`memory`: whole n-vectors,
+    /// in this backend's element type, suitably aligned), or why not (`name` names the
+    /// buffer). Its columns are all usable from the start and it never grows beyond them.
+    fn lend_matrix(&self, memory: &'static mut [u8], name: &str) -> Result<Self::Matrix> {
+        let _ = memory;
+        Err(not_lendable(name))
+    }
+
+    /// The n-vectors of lent caller memory (see `lend_matrix`), vector i being slot i.
+    fn lend_vectors(&self, memory: &'static mut [u8], name: &str) -> Result<Vec<Self::Vector>> {
+        let _ = memory;
+        Err(not_lendable(name))
+    }
+
+    /// Whether a matrix is lent caller memory.
+    fn matrix_is_lent(&self, m: &Self::Matrix) -> bool {
+        let _ = m;
+        false
+    }
+
+    /// The slot of a vector of lent caller memory; None for the backend's own memory.
+    fn vector_slot(&self, v: &Self::Vector) -> Option<usize> {
+        let _ = v;
+        None
     }
 
     /// Tall QR of A = M[:, cols] (n×p, p ≤ global n): A is replaced by Q with orthonormal columns and

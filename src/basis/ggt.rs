@@ -18,6 +18,7 @@
 //! column is rounded once, with a power-of-two scale of its own, and its Gram entries are
 //! products of the column as rounded, so K is the Gram matrix of the window as stored.
 
+use super::store::{get_columns, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
 use crate::backend::Backend;
@@ -503,9 +504,8 @@ impl<B: Backend + 'static> Basis<B> for Ggt<B> {
     fn save(&self, be: &B, enc: &mut Encoder<'_>) {
         match &self.window {
             Window::Native(m) => {
-                enc.put_rows::<B::Elem>("window", self.slots.len(), be.ndim(), |i, out| {
-                    be.column_to_host(m, self.slots[i], out)
-                })
+                let slots: Vec<usize> = self.slots.iter().copied().collect();
+                put_columns(be, enc, "window", m, &slots);
             }
             Window::Packed(p) => {
                 let mut scales = vec![0.0; self.slots.len()];
@@ -548,13 +548,12 @@ impl<B: Backend + 'static> Basis<B> for Ggt<B> {
                 self.capacity
             )));
         }
-        self.reserve(be, m)?;
-        match &mut self.window {
-            Window::Native(window) => {
-                dec.get_rows::<B::Elem>("window", be.ndim(), |i, data| {
-                    be.column_from_host(data, window, i)
-                })?;
-            }
+        if matches!(self.window, Window::Packed(_)) {
+            self.reserve(be, m)?;
+        }
+        let slots = match &mut self.window {
+            // In a small state the window may be caller memory (docs/state-format.md).
+            Window::Native(window) => get_columns(be, dec, "window", (window, 0), 0)?,
             Window::Packed(p) => {
                 let scales = dec.get_shaped::<f64>("window_scale", &[m])?;
                 let mut refused = Ok(());
@@ -564,8 +563,9 @@ impl<B: Backend + 'static> Basis<B> for Ggt<B> {
                     }
                 })?;
                 refused?;
+                (0..m).collect()
             }
-        }
+        };
         let roles: Vec<Role> = if dec.has("alpha") {
             let alpha = dec.get_shaped::<f64>("alpha", &[m])?;
             let kind = dec.get_shaped::<u64>("role", &[m])?;
@@ -607,7 +607,7 @@ impl<B: Backend + 'static> Basis<B> for Ggt<B> {
         } else {
             None
         };
-        self.slots = (0..m).collect();
+        self.slots = slots.into();
         self.roles = roles.into();
         self.gram = gram;
         self.cached.clear();

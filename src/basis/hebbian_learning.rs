@@ -29,7 +29,7 @@
 //! Cost: O(n·k²) per update, like the reference.
 
 use super::projection::{Cached, add_columns_scaled, project_columns};
-use super::store::{get_columns, put_columns};
+use super::store::{get_columns_in_place, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
 use crate::backend::Backend;
@@ -470,11 +470,11 @@ impl<B: Backend> Basis<B> for HebbianLearning<B> {
                         format!("hebbian_learning: {name} does not have rank = {r} columns"),
                     )
                 };
-                if get_columns(be, dec, "x", (&mut self.matrix, 0), 3 * r)? != r {
+                if get_columns_in_place(be, dec, "x", (&mut self.matrix, 0), 3 * r)? != r {
                     return Err(wrong("x"));
                 }
                 if self.with_momentum()
-                    && get_columns(be, dec, "m", (&mut self.matrix, 2 * r), 0)? != r
+                    && get_columns_in_place(be, dec, "m", (&mut self.matrix, 2 * r), 0)? != r
                 {
                     return Err(wrong("m"));
                 }

@@ -8,7 +8,7 @@ mod ema;
 mod ortho;
 mod projection;
 pub mod sketch;
-mod store;
+pub(crate) mod store;
 
 use crate::backend::Backend;
 use crate::component::{Component, Range, boolean, float, int, opt_float, opt_int};

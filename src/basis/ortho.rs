@@ -320,23 +320,24 @@ impl<B: Backend> OrthoColumns<B> {
     }
 
     pub fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
-        let stored = get_columns(be, dec, "columns", (&mut self.matrix, 0), 0)?;
+        // Physical columns of the stored ones, in order (positions below index into it).
+        let physical = get_columns(be, dec, "columns", (&mut self.matrix, 0), 0)?;
+        let stored = physical.len();
         let vectors = dec.get_u64("count")? as usize;
         let bad = |what: &str| Error::new(Status::LRE_ERR_STATE, format!("basis: {what}"));
         if vectors > stored {
             return Err(bad("more vectors than stored columns"));
         }
-        self.cols = (0..vectors).collect();
+        self.cols = physical[..vectors].to_vec();
         self.pending = match dec.has("pending_inputs") {
             false => None,
             true => {
                 let positions = |dec: &mut Decoder<'_>, name: &str| -> Result<Vec<usize>> {
                     let (data, _) = dec.get::<u64>(name)?;
-                    let out: Vec<usize> = data.iter().map(|&i| i as usize).collect();
-                    match out.iter().all(|&i| i < stored) {
-                        true => Ok(out),
-                        false => Err(bad("a pending column is out of range")),
-                    }
+                    data.iter()
+                        .map(|&i| physical.get(i as usize).copied())
+                        .collect::<Option<Vec<usize>>>()
+                        .ok_or_else(|| bad("a pending column is out of range"))
                 };
                 let inputs = positions(dec, "pending_inputs")?;
                 let outputs = positions(dec, "pending_outputs")?;

@@ -9,7 +9,7 @@
 //! (one more pass, 2·n·rank² flops).
 
 use super::projection::{add_columns_scaled, project_columns};
-use super::store::{get_columns, put_columns};
+use super::store::{get_columns_in_place, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
 use crate::backend::Backend;
@@ -149,7 +149,7 @@ impl<B: Backend> Basis<B> for Random<B> {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
         self.half = match dec.has("q") {
             true => {
-                if get_columns(be, dec, "q", (&mut self.matrix, 0), 2 * self.rank)? != self.rank {
+                if get_columns_in_place(be, dec, "q", (&mut self.matrix, 0), 2 * self.rank)? != self.rank {
                     return Err(Error::new(
                         Status::LRE_ERR_STATE,
                         format!(

@@ -17,7 +17,7 @@
 use super::Declared;
 use super::ema::{Ema, HandedOut};
 use super::projection::{Cached, add_columns_scaled, project_columns};
-use super::store::{get_columns, put_columns};
+use super::store::{get_columns_in_place, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
@@ -338,7 +338,7 @@ impl<B: Backend> Basis<B> for Sketched<B> {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
         let bad = |what: &str| Error::new(Status::LRE_ERR_STATE, format!("basis: {what}"));
         let (values, shape) = dec.get::<f64>("values")?;
-        let k = get_columns(be, dec, "q", (&mut self.matrix, 0), self.rank + self.width)?;
+        let k = get_columns_in_place(be, dec, "q", (&mut self.matrix, 0), self.rank + self.width)?;
         if shape != [k] || k > self.rank {
             return Err(bad("the eigenvalues do not match the eigenvectors"));
         }
@@ -358,7 +358,8 @@ impl<B: Backend> Basis<B> for Sketched<B> {
         if let Method::Nystrom { has_omega, .. } = &mut self.method {
             *has_omega = stored_omega;
             if stored_omega
-                && get_columns(be, dec, "omega", (&mut self.matrix, self.rank), 0)? != self.width
+                && get_columns_in_place(be, dec, "omega", (&mut self.matrix, self.rank), 0)?
+                    != self.width
             {
                 return Err(bad("the test matrix has the wrong width"));
             }

@@ -2,6 +2,7 @@
 //! pool of buffers that is reused rather than reallocated.
 
 use crate::backend::Backend;
+use crate::basis::store::{adopt_vectors, get_vectors, put_vectors};
 use crate::error::Result;
 use crate::state::{Decoder, Encoder};
 
@@ -71,9 +72,8 @@ impl<V> History<V> {
 
     /// Writes the held vectors as a `[len, n]` buffer.
     pub fn save<B: Backend<Vector = V>>(&self, be: &B, enc: &mut Encoder<'_>, name: &str) {
-        enc.put_rows::<B::Elem>(name, self.len, be.ndim(), |i, out| {
-            be.vector_to_host(&self.pool[i], out)
-        });
+        let held: Vec<&V> = self.items().iter().collect();
+        put_vectors(be, enc, name, &held);
     }
 
     /// Reads what `save` wrote.
@@ -83,13 +83,8 @@ impl<V> History<V> {
         dec: &mut Decoder<'_>,
         name: &str,
     ) -> Result<()> {
-        let held = dec.shape(name).map_or(0, |shape| shape[0]);
-        self.reserve(be, held)?;
-        let pool = &mut self.pool;
-        dec.get_rows::<B::Elem>(name, be.ndim(), |i, data| {
-            be.vector_from_host(data, &mut pool[i])
-        })?;
-        self.len = held;
+        adopt_vectors(be, dec, name, &mut self.pool)?;
+        self.len = get_vectors(be, dec, name, &mut self.pool)?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 
 use super::Approximation;
 use crate::backend::{Backend, Scalar};
+use crate::basis::store::{adopt_vectors, get_vectors, put_vectors};
 use crate::component::Component;
 use crate::error::{Error, Result, Status};
 use crate::rng::Rng;
@@ -157,23 +158,42 @@ impl<V> Probes<V> {
         let prev = self.x_prev.as_ref().filter(|_| self.x_prev_valid);
         for (name, v) in [("x_now", now), ("x_prev", prev)] {
             if let Some(v) = v {
-                enc.put_rows::<B::Elem>(name, 1, be.ndim(), |_, out| be.vector_to_host(v, out));
+                put_vectors(be, enc, name, &[v]);
             }
         }
     }
 
     pub fn load<B: Backend<Vector = V>>(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
-        self.reserve(be)?;
+        let displacement = self.uses_displacement();
         for (name, slot, valid) in [
             ("x_now", &mut self.x_now, &mut self.x_now_valid),
             ("x_prev", &mut self.x_prev, &mut self.x_prev_valid),
         ] {
+            // Caller memory becomes the vector only where `reserve` would allocate it; other
+            // probe kinds keep no points and leave it unused.
+            let mut pool = Vec::new();
+            if !displacement {
+                dec.take_lent(name);
+            } else if adopt_vectors(be, dec, name, &mut pool)? {
+                *slot = pool.into_iter().next();
+            }
             *valid = dec.has(name);
-            match (*valid, slot.as_mut()) {
+        }
+        self.reserve(be)?;
+        for (name, slot, valid) in [
+            ("x_now", &mut self.x_now, self.x_now_valid),
+            ("x_prev", &mut self.x_prev, self.x_prev_valid),
+        ] {
+            match (valid, slot.take()) {
                 (true, Some(v)) => {
-                    dec.get_rows::<B::Elem>(name, be.ndim(), |_, data| {
-                        be.vector_from_host(data, v)
-                    })?;
+                    let mut pool = vec![v];
+                    if get_vectors(be, dec, name, &mut pool)? != 1 {
+                        return Err(Error::new(
+                            Status::LRE_ERR_STATE,
+                            format!("{name}: expected one vector"),
+                        ));
+                    }
+                    *slot = pool.into_iter().next();
                 }
                 (true, None) => {
                     return Err(Error::new(
@@ -181,7 +201,7 @@ impl<V> Probes<V> {
                         format!("{name}: this probe kind keeps no parameter vectors"),
                     ));
                 }
-                (false, _) => {}
+                (false, v) => *slot = v,
             }
         }
         Ok(())

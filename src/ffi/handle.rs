@@ -112,6 +112,23 @@ macro_rules! with_optimizer {
 }
 pub(crate) use with_optimizer;
 
+/// Runs `$body` with the host optimizer of a handle; a device optimizer's state is device
+/// memory and cannot be moved to caller (host) memory.
+macro_rules! with_host_optimizer {
+    ($handle:expr, $opt:ident => $body:expr) => {
+        match $handle {
+            $crate::ffi::handle::Handle::F32($opt) => $body,
+            $crate::ffi::handle::Handle::F64($opt) => $body,
+            #[cfg(feature = "cuda")]
+            _ => Err($crate::error::Error::unsupported(
+                "a device=cuda optimizer's state is device memory; only host (device=cpu) \
+                 optimizers can keep their n-sized state in caller memory",
+            )),
+        }
+    };
+}
+pub(crate) use with_host_optimizer;
+
 impl Handle {
     /// An optimizer for `config` on the device it names.
     pub fn new(config: Config, ndim: usize) -> Result<Handle> {

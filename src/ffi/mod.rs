@@ -7,6 +7,7 @@
 //! * [`api`] — the exported functions: handles, parameters, introspection, state;
 //! * [`describe`] — what a binding asks instead of parsing the spec: components, state layout;
 //! * [`step`] — the step entry points (one-call, split, batch);
+//! * [`lent`] — stepping an optimizer whose n-sized state is the caller's memory;
 //! * [`allreduce`] — sharded mode: the caller's all-reduce callback;
 //! * [`device`] — optimizers on a GPU: device pointers, the caller's stream;
 //! * [`xla`] — XLA FFI custom-call handlers for JAX (not part of lre.h).
@@ -19,6 +20,7 @@ pub mod describe;
 pub mod device;
 pub mod guard;
 pub mod handle;
+pub mod lent;
 pub mod pointers;
 pub mod step;
 pub mod xla;

@@ -5,8 +5,11 @@
 use super::guard::guard;
 use super::handle::{LreOptimizer, Typed, with_optimizer};
 use super::pointers::{self, check_disjoint, optimizer, out};
+use crate::backend::Cpu;
 use crate::backend::Scalar;
+use crate::backend::cpu::VectorStorage;
 use crate::error::{Error, Result};
+use crate::optimizer::Optimizer;
 use std::ffi::c_void;
 
 /// A Hessian-vector product callback for element type `T` (`HvpF32` / `HvpF64` spelled out
@@ -82,14 +85,26 @@ unsafe fn step<T: Scalar>(
     hvp: Hvp<T>,
     user: *mut c_void,
 ) -> Result<()> {
-    // Without the "cuda" feature the host is the only variant.
-    #[cfg_attr(not(feature = "cuda"), allow(clippy::infallible_destructuring_match))]
-    let o = match o {
-        Typed::Host(o) => o,
+    match o {
+        // SAFETY: forwarded caller contract.
+        Typed::Host(o) => unsafe { host_step(o, params, grad, hvp, user) },
         // SAFETY: forwarded caller contract (device pointers for a device optimizer).
         #[cfg(feature = "cuda")]
-        Typed::Device(o) => return unsafe { super::device::step(o, params, grad, hvp, user) },
-    };
+        Typed::Device(o) => unsafe { super::device::step(o, params, grad, hvp, user) },
+    }
+}
+
+/// A step of a host optimizer, its n-sized state in its own or in lent memory.
+///
+/// # Safety
+/// As [`step`].
+pub(super) unsafe fn host_step<T: Scalar, V: VectorStorage<T>>(
+    o: &mut Optimizer<Cpu<T, V>>,
+    params: *mut T,
+    grad: *const T,
+    hvp: Hvp<T>,
+    user: *mut c_void,
+) -> Result<()> {
     let n = o.ndim();
     // SAFETY: caller contract (NULL or ndim readable elements).
     let grad = unsafe { pointers::slice(grad, n, "grad") }?;

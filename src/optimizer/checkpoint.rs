@@ -1,6 +1,7 @@
 //! Saving and loading an optimizer's complete state (docs/state-format.md).
 
 use super::Optimizer;
+use crate::backend::cpu::VectorStorage;
 use crate::backend::{Backend, Cpu, Scalar};
 use crate::error::{Error, Result, Status};
 use crate::rng::Rng;
@@ -9,14 +10,19 @@ use crate::state::{self, Decoder, Encoder};
 use std::io::{self, Write};
 use std::path::Path;
 
-impl<T: Scalar> Optimizer<Cpu<T>> {
+impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
     /// Recreates an optimizer — configuration included — from a saved state.
     pub fn from_state(bytes: &[u8]) -> Result<Self> {
         let mut dec = Decoder::new(bytes)?;
-        let config = config_for::<T>(&dec, Device::Cpu)?;
-        let mut opt = Self::from_config(config, dec.n)?;
+        let mut opt = Self::from_state_header(&dec)?;
         opt.restore(&mut dec)?;
         Ok(opt)
+    }
+
+    /// A fresh optimizer with the configuration, dtype and n a blob records.
+    pub(super) fn from_state_header(dec: &Decoder<'_>) -> Result<Self> {
+        let config = config_for::<T>(dec, Device::Cpu)?;
+        Self::from_config(config, dec.n)
     }
 
     /// Recreates an optimizer from a file written by `save_file`.
@@ -131,7 +137,7 @@ impl<B: Backend + 'static> Optimizer<B> {
     }
 
     /// Writes every buffer to `enc` and finishes the blob.
-    fn encode(&self, mut enc: Encoder<'_>) -> io::Result<u64> {
+    pub(super) fn encode(&self, mut enc: Encoder<'_>) -> io::Result<u64> {
         enc.push("optimizer");
         enc.put_u64("step", self.step);
         enc.put_u64("rank", self.last_rank as u64);

@@ -12,14 +12,18 @@ mod diagonal_adam;
 mod gpu;
 mod graft;
 mod layout;
+mod lent;
 mod step;
 mod warmup;
+
+pub use lent::too_small;
 
 pub use approximation::Current;
 #[cfg(feature = "cuda")]
 pub use gpu::CudaOptimizer;
 pub use layout::declare;
 
+use crate::backend::cpu::VectorStorage;
 use crate::backend::{AllReduce, Backend, Cpu, Reducer, Scalar, Shard};
 use crate::basis::{self, Basis};
 use crate::component::Component;
@@ -66,7 +70,10 @@ pub struct Optimizer<B: Backend> {
 /// The CPU optimizer for element type `T` (f32 or f64).
 pub type CpuOptimizer<T> = Optimizer<Cpu<T>>;
 
-impl<T: Scalar> Optimizer<Cpu<T>> {
+/// A CPU optimizer that can keep its n-sized state in caller memory (`lent.rs`).
+pub type LentOptimizer<T> = Optimizer<Cpu<T, crate::backend::cpu::Storage<T>>>;
+
+impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
     /// Creates a CPU optimizer for `n` parameters from a spec string (`""` is the default).
     /// The spec's dtype must be `T`.
     pub fn from_spec(spec: &str, n: usize) -> Result<Self> {

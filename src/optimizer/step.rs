@@ -10,6 +10,7 @@ use super::Current;
 use super::Optimizer;
 use super::diagonal_adam::{Work, add_scaled};
 use super::{complement, graft, warmup};
+use crate::backend::cpu::VectorStorage;
 use crate::backend::{Backend, Cpu, InputError, Scalar};
 use crate::basis::{Outcome, Source};
 use crate::curvature::Observation;
@@ -646,7 +647,7 @@ impl<B: Backend + 'static> Optimizer<B> {
     }
 }
 
-impl<T: Scalar> Optimizer<Cpu<T>> {
+impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
     /// One step with a Hessian-vector product callback: `hvp(v, hv)` writes H·v into `hv` and
     /// returns true, or false to abort the step (`LRE_ERR_CALLBACK`; nothing changes). It is
     /// called once per probe, synchronously.

@@ -2,7 +2,7 @@
 //! anything is allocated, so corrupt or hostile input is an `LRE_ERR_STATE`, never a panic or a
 //! huge allocation.
 
-use super::{FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END, read_le_into};
+use super::{FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END, TAG_LENT, read_le_into};
 use crate::elem::Dtype;
 use crate::elem::{ElemType, Element};
 use crate::error::{Error, Result, Status};
@@ -21,6 +21,8 @@ struct Entry {
     shape: Vec<usize>,
     start: usize,
     used: bool,
+    /// For a lent buffer: the caller's slot of each row (its data is not in the blob).
+    slots: Option<Vec<usize>>,
 }
 
 /// A parsed, checksum-verified blob whose buffers components read by name.
@@ -33,6 +35,8 @@ pub struct Decoder<'b> {
     pub dtype: Dtype,
     entries: BTreeMap<String, Entry>,
     prefix: Vec<String>,
+    /// Caller memory for n-sized buffers, by full name (taken by the components that use it).
+    lent: BTreeMap<String, &'static mut [u8]>,
 }
 
 /// A cursor over the blob's body that refuses to read past it.
@@ -148,11 +152,12 @@ impl<'b> Decoder<'b> {
         let dtype = dtype_from_code(c.u8("dtype")?)?;
         let mut entries = BTreeMap::new();
         loop {
-            match c.u8("buffer tag")? {
+            let lent = match c.u8("buffer tag")? {
                 TAG_END => break,
-                TAG_BUFFER => {}
+                TAG_BUFFER => false,
+                TAG_LENT if format_version >= 2 => true,
                 other => return Err(bad(format!("unknown tag {other} at offset {}", c.pos - 1))),
-            }
+            };
             let name = c.string("buffer name")?;
             let code = c.u8("element type")?;
             let elem = ElemType::from_code(code)
@@ -168,12 +173,28 @@ impl<'b> Decoder<'b> {
                         .map_err(|_| bad(format!("buffer {name}: dimension too large")))?,
                 );
             }
-            let len = shape
-                .iter()
-                .try_fold(elem.size(), |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| bad(format!("buffer {name}: size overflows")))?;
             let start = c.pos;
-            c.take(len, &format!("buffer {name}"))?;
+            let slots = if lent {
+                if rank != 2 {
+                    return Err(bad(format!("lent buffer {name}: rank {rank}, expected 2")));
+                }
+                let rows = shape[0].min(c.bytes.len() / 8);
+                let mut slots = Vec::with_capacity(rows);
+                for _ in 0..shape[0] {
+                    slots.push(
+                        usize::try_from(c.u64("slot")?)
+                            .map_err(|_| bad(format!("lent buffer {name}: slot too large")))?,
+                    );
+                }
+                Some(slots)
+            } else {
+                let len = shape
+                    .iter()
+                    .try_fold(elem.size(), |acc, &d| acc.checked_mul(d))
+                    .ok_or_else(|| bad(format!("buffer {name}: size overflows")))?;
+                c.take(len, &format!("buffer {name}"))?;
+                None
+            };
             if entries
                 .insert(
                     name.clone(),
@@ -182,6 +203,7 @@ impl<'b> Decoder<'b> {
                         shape,
                         start,
                         used: false,
+                        slots,
                     },
                 )
                 .is_some()
@@ -204,7 +226,44 @@ impl<'b> Decoder<'b> {
             dtype,
             entries,
             prefix: Vec::new(),
+            lent: BTreeMap::new(),
         })
+    }
+
+    /// Hands the components caller memory for n-sized buffers, by full name ("basis/window").
+    pub fn lend(&mut self, name: &str, memory: &'static mut [u8]) {
+        self.lent.insert(name.to_string(), memory);
+    }
+
+    /// The caller memory lent for this buffer, if any (taken: one component holds it).
+    pub fn take_lent(&mut self, name: &str) -> Option<&'static mut [u8]> {
+        let full = self.full_name(name);
+        self.lent.remove(&full)
+    }
+
+    /// A buffer with caller memory that no component took (its state would live elsewhere).
+    pub fn untaken_lent(&self) -> Option<&str> {
+        self.lent
+            .iter()
+            .find(|(_, memory)| !memory.is_empty())
+            .map(|(name, _)| name.as_str())
+    }
+
+    /// For a buffer whose data is in caller memory: the caller's slot of each row (the entry
+    /// counts as read). None for a buffer with its data in the blob, or none at all.
+    pub fn lent_slots(&mut self, name: &str) -> Option<Vec<usize>> {
+        let full = self.full_name(name);
+        let entry = self.entries.get_mut(&full)?;
+        let slots = entry.slots.clone()?;
+        entry.used = true;
+        Some(slots)
+    }
+
+    /// The error for reading the data of a buffer that is in caller memory without it.
+    fn not_lent(full: &str) -> Error {
+        bad(format!(
+            "buffer {full} is in caller memory (a small state) and none was lent for it"
+        ))
     }
 
     /// Names read from now on start with `prefix/`.
@@ -250,6 +309,9 @@ impl<'b> Decoder<'b> {
             .entries
             .get_mut(&full)
             .ok_or_else(|| bad(format!("the state has no buffer {full}")))?;
+        if entry.slots.is_some() {
+            return Err(Self::not_lent(&full));
+        }
         if entry.elem != elem {
             return Err(bad(format!(
                 "buffer {full} holds {}, expected {}",

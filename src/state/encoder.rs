@@ -14,12 +14,29 @@ pub struct Encoder<'w> {
     written: u64,
     prefix: Vec<String>,
     error: Option<io::Error>,
+    /// Whether n-sized buffers held in caller memory are written as slots, not data (a small
+    /// state).
+    lending: bool,
 }
 
 impl<'w> Encoder<'w> {
     /// Starts a blob: magic, format version, library version, spec, n, dtype.
     pub fn new(out: &'w mut dyn Write, spec: &str, n: usize, dtype: Dtype) -> Self {
         Self::start(Some(out), spec, n, dtype)
+    }
+
+    /// An encoder of a small state: n-sized buffers in caller memory are written as the slots
+    /// they occupy there (`put_lent`), everything else as in `new`.
+    pub fn lending(out: &'w mut dyn Write, spec: &str, n: usize, dtype: Dtype) -> Self {
+        Encoder {
+            lending: true,
+            ..Self::start(Some(out), spec, n, dtype)
+        }
+    }
+
+    /// Whether this encoder writes a small state.
+    pub fn is_lending(&self) -> bool {
+        self.lending
     }
 
     /// An encoder that only counts: `finish` returns the size the blob would have.
@@ -34,6 +51,7 @@ impl<'w> Encoder<'w> {
             written: 0,
             prefix: Vec::new(),
             error: None,
+            lending: false,
         };
         enc.raw(MAGIC);
         enc.raw(&FORMAT_VERSION.to_le_bytes());
@@ -76,12 +94,16 @@ impl<'w> Encoder<'w> {
     }
 
     fn header(&mut self, name: &str, elem: ElemType, shape: &[usize]) {
+        self.tagged_header(super::TAG_BUFFER, name, elem, shape);
+    }
+
+    fn tagged_header(&mut self, tag: u8, name: &str, elem: ElemType, shape: &[usize]) {
         let mut full = self.prefix.join("/");
         if !full.is_empty() {
             full.push('/');
         }
         full.push_str(name);
-        self.raw(&[super::TAG_BUFFER]);
+        self.raw(&[tag]);
         self.string(&full);
         self.raw(&[elem as u8, shape.len() as u8]);
         for &d in shape {
@@ -140,6 +162,16 @@ impl<'w> Encoder<'w> {
         for i in 0..rows {
             row(i, &mut buffer);
             self.data(&buffer);
+        }
+    }
+
+    /// A `rows × cols` buffer whose row i is slot `slots[i]` of caller memory (a small state:
+    /// only the slots are written).
+    pub fn put_lent<E: Element>(&mut self, name: &str, cols: usize, slots: &[usize]) {
+        debug_assert!(self.lending, "{name}: put_lent outside a small state");
+        self.tagged_header(super::TAG_LENT, name, E::TYPE, &[slots.len(), cols]);
+        for &slot in slots {
+            self.raw(&(slot as u64).to_le_bytes());
         }
     }
 

@@ -167,6 +167,31 @@ impl Layout {
     /// and data, end tag and checksum. `LRE_ERR_UNSUPPORTED` if a buffer follows the batch
     /// size; `LRE_ERR_INVALID_ARGUMENT` naming n if the bound cannot be addressed.
     pub fn blob_bound(&self, n: usize, params: ElemType, spec_len: usize) -> Result<usize> {
+        self.bound(n, params, spec_len, false)
+    }
+
+    /// The most bytes a small state of this layout can take: as `blob_bound`, with each
+    /// n-sized buffer's data replaced by one u64 slot per vector (docs/state-format.md).
+    pub fn small_bound(&self, n: usize, params: ElemType, spec_len: usize) -> Result<usize> {
+        self.bound(n, params, spec_len, true)
+    }
+
+    /// The n-sized buffers caller memory holds in a small state: name and bytes, in order.
+    pub fn lent(&self, n: usize, params: ElemType) -> Result<Vec<(&str, usize)>> {
+        self.buffers
+            .iter()
+            .filter(|b| matches!(b.extent, Extent::Vectors(_)))
+            .map(|b| {
+                let bytes = b.elements(n).saturating_mul(params.size() as u128);
+                Ok((
+                    b.name.as_str(),
+                    addressable(bytes).ok_or_else(|| too_large(n))?,
+                ))
+            })
+            .collect()
+    }
+
+    fn bound(&self, n: usize, params: ElemType, spec_len: usize, small: bool) -> Result<usize> {
         if let Some(b) = self.buffers.iter().find(|b| b.extent == Extent::BatchSized) {
             return Err(Error::unsupported(format!(
                 "the state buffer {} grows with the batch size of batch steps, so no fixed \
@@ -177,7 +202,10 @@ impl Layout {
         let header = (8 + 4 + 4 + crate::VERSION.len() + 4 + 8 + 1) as u128 + spec_len as u128;
         let buffers = self.buffers.iter().fold(0u128, |sum, b| {
             let head = (1 + 4 + b.name.len() + 1 + 1 + 2 * 8) as u128;
-            let data = b.elements(n).saturating_mul(b.elem(params).size() as u128);
+            let data = match b.extent {
+                Extent::Vectors(count) if small => count.saturating_mul(8),
+                _ => b.elements(n).saturating_mul(b.elem(params).size() as u128),
+            };
             sum.saturating_add(head).saturating_add(data)
         });
         let total = header.saturating_add(buffers).saturating_add(1 + 4);

@@ -17,7 +17,8 @@ pub use encoder::Encoder;
 pub const MAGIC: &[u8; 8] = b"LRESTATE";
 
 /// The format version this library writes. Every version it ever wrote stays readable.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added lent buffers (`TAG_LENT`); a blob without them reads as in version 1.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Writes a small f64 matrix as a `[cols, rows]` buffer (column-major data).
 pub fn put_matrix(enc: &mut Encoder<'_>, name: &str, m: &faer::Mat<f64>) {
@@ -52,6 +53,9 @@ pub fn get_matrix(
 /// Tag before each buffer, and after the last one.
 pub const TAG_BUFFER: u8 = 1;
 pub const TAG_END: u8 = 0;
+/// Before a buffer whose data is in caller memory (a small state, docs/state-format.md): its
+/// header, then for each of its rows the caller's slot holding it (u64) instead of data.
+pub const TAG_LENT: u8 = 2;
 
 /// The little-endian bytes of `data`: a view of its memory on little-endian machines (state
 /// blobs of n-sized buffers are hundreds of megabytes; they are not converted element-wise).

@@ -10,7 +10,10 @@
 
 mod kernels;
 mod packed;
+mod storage;
 mod streaming;
+
+pub use storage::{Storage, VectorStorage};
 
 use super::{Backend, InputError, PackedMatrix, Scalar, Shard};
 use crate::elem::ElemType;
@@ -26,21 +29,22 @@ use std::ops::Range;
 /// Below this many rows per thread, threads cost more than they save.
 const MIN_ROWS_PER_THREAD: usize = 1 << 16;
 
-/// Host-memory backend for element type `T`.
-#[derive(Clone, Debug)]
-pub struct Cpu<T> {
+/// Host-memory backend for element type `T`, keeping n-vectors in `V` (`Storage<T>` when the
+/// optimizer steps in caller memory).
+#[derive(Debug)]
+pub struct Cpu<T, V = Vec<T>> {
     n: usize,
     threads: usize,
     arch: pulp::Arch,
-    elem: PhantomData<T>,
+    elem: PhantomData<fn() -> (T, V)>,
     /// Sharded mode: the rows held and the all-reduce of partial sums.
     shard: Option<Shard>,
 }
 
 /// A column-major n×cols matrix in host memory.
 #[derive(Clone, Debug, PartialEq)]
-pub struct HostMatrix<T> {
-    data: Vec<T>,
+pub struct HostMatrix<T: 'static> {
+    data: Storage<T>,
     n: usize,
     /// Columns (not data.len() / n: a shard may hold zero rows).
     cols: usize,
@@ -52,7 +56,19 @@ impl<T: Scalar> HostMatrix<T> {
     }
 }
 
-impl<T: Scalar> Cpu<T> {
+impl<T, V> Clone for Cpu<T, V> {
+    fn clone(&self) -> Self {
+        Cpu {
+            n: self.n,
+            threads: self.threads,
+            arch: self.arch,
+            elem: PhantomData,
+            shard: self.shard.clone(),
+        }
+    }
+}
+
+impl<T: Scalar, V: VectorStorage<T>> Cpu<T, V> {
     /// A backend for vectors of length `n`, splitting large loops over `threads` threads.
     pub fn new(n: usize, threads: usize) -> Self {
         Cpu {
@@ -71,6 +87,30 @@ impl<T: Scalar> Cpu<T> {
             shard: Some(shard),
             ..Cpu::new(n, threads)
         }
+    }
+
+    /// Lent bytes as whole n-vectors of `T`, or an error naming the buffer.
+    fn lent_elements(&self, memory: &'static mut [u8], name: &str) -> Result<&'static mut [T]> {
+        let bytes = memory.len();
+        if bytes == 0 {
+            return Ok(&mut []);
+        }
+        let data: &'static mut [T] = bytemuck::try_cast_slice_mut(memory).map_err(|_| {
+            Error::invalid(format!(
+                "state buffer {name}: {bytes} bytes at a {}-byte boundary are not whole {} \
+                 elements",
+                std::mem::align_of::<T>(),
+                T::DTYPE
+            ))
+        })?;
+        if self.n > 0 && !data.len().is_multiple_of(self.n) {
+            return Err(Error::invalid(format!(
+                "state buffer {name} holds {} elements, not a whole number of vectors of n = {}",
+                data.len(),
+                self.n
+            )));
+        }
+        Ok(data)
     }
 
     /// Sums partial sums across ranks (sharded mode; otherwise they are the sums already).
@@ -269,9 +309,21 @@ fn zeroed<T: Clone + Default>(len: usize) -> Result<Vec<T>> {
     Ok(v)
 }
 
-impl<T: Scalar> Backend for Cpu<T> {
+/// The error for n-vectors in caller memory on a backend that keeps them in `Vec`s.
+fn not_lendable(name: &str) -> Error {
+    Error::unsupported(format!(
+        "state buffer {name}: this optimizer keeps its n-vectors in its own memory"
+    ))
+}
+
+/// The error for lent memory that does not hold what a buffer needs.
+fn lent_too_small(what: String) -> Error {
+    Error::new(Status::LRE_ERR_UNSUPPORTED, what)
+}
+
+impl<T: Scalar, V: VectorStorage<T>> Backend for Cpu<T, V> {
     type Elem = T;
-    type Vector = Vec<T>;
+    type Vector = V;
     type Matrix = HostMatrix<T>;
     type Input<'a> = &'a [T];
     type InOut<'a> = &'a mut [T];
@@ -284,8 +336,8 @@ impl<T: Scalar> Backend for Cpu<T> {
         self.shard.as_ref()
     }
 
-    fn vector(&self) -> Result<Vec<T>> {
-        zeroed(self.n)
+    fn vector(&self) -> Result<V> {
+        zeroed(self.n).map(V::owned)
     }
 
     fn matrix(&self, cols: usize) -> Result<HostMatrix<T>> {
@@ -294,7 +346,7 @@ impl<T: Scalar> Backend for Cpu<T> {
             .checked_mul(cols)
             .ok_or_else(|| too_big(usize::MAX))?;
         Ok(HostMatrix {
-            data: zeroed(len)?,
+            data: Storage::Owned(zeroed(len)?),
             n: self.n,
             cols,
         })
@@ -310,16 +362,21 @@ impl<T: Scalar> Backend for Cpu<T> {
             .checked_mul(cols)
             .ok_or_else(|| too_big(usize::MAX))?;
         if len > m.data.len() {
-            m.data
-                .try_reserve_exact(len - m.data.len())
+            let Storage::Owned(data) = &mut m.data else {
+                return Err(lent_too_small(format!(
+                    "a lent state buffer holds {} columns; this step needs {cols}",
+                    m.cols
+                )));
+            };
+            data.try_reserve_exact(len - data.len())
                 .map_err(|_| too_big(len))?;
-            m.data.resize(len, T::default());
+            data.resize(len, T::default());
         }
         m.cols = m.cols.max(cols);
         Ok(())
     }
 
-    fn load_checked(&self, src: &[T], dst: &mut Vec<T>) -> Result<(), InputError> {
+    fn load_checked(&self, src: &[T], dst: &mut V) -> Result<(), InputError> {
         assert_eq!(src.len(), self.n, "load_checked: length");
         let mut squares: [f64; 1] = [self.map_rows(&Dot { x: src, y: src }).into_iter().sum()];
         let local = squares[0].is_finite();
@@ -341,15 +398,15 @@ impl<T: Scalar> Backend for Cpu<T> {
         Ok(())
     }
 
-    fn copy(&self, src: &Vec<T>, dst: &mut Vec<T>) {
+    fn copy(&self, src: &V, dst: &mut V) {
         dst.copy_from_slice(src);
     }
 
-    fn copy_params(&self, params: &&mut [T], dst: &mut Vec<T>) {
+    fn copy_params(&self, params: &&mut [T], dst: &mut V) {
         dst.copy_from_slice(params);
     }
 
-    fn restore_params(&self, src: &Vec<T>, dst: &mut [T]) {
+    fn restore_params(&self, src: &V, dst: &mut [T]) {
         dst.copy_from_slice(src);
     }
 
@@ -357,16 +414,16 @@ impl<T: Scalar> Backend for Cpu<T> {
         y
     }
 
-    fn as_input<'v>(&self, v: &'v Vec<T>) -> &'v [T] {
-        v.as_slice()
+    fn as_input<'v>(&self, v: &'v V) -> &'v [T] {
+        v
     }
 
-    fn as_inout<'v>(&self, v: &'v mut Vec<T>) -> &'v mut [T] {
-        v.as_mut_slice()
+    fn as_inout<'v>(&self, v: &'v mut V) -> &'v mut [T] {
+        v
     }
 
-    fn axpy(&self, alpha: f64, x: &Vec<T>, y: &mut Vec<T>) {
-        for (yi, xi) in y.iter_mut().zip(x) {
+    fn axpy(&self, alpha: f64, x: &V, y: &mut V) {
+        for (yi, xi) in y.iter_mut().zip(x.iter()) {
             *yi = T::from_f64(alpha.mul_add(xi.to_f64(), yi.to_f64()));
         }
     }
@@ -377,17 +434,17 @@ impl<T: Scalar> Backend for Cpu<T> {
         }
     }
 
-    fn set_column(&self, m: &mut HostMatrix<T>, col: usize, src: &Vec<T>) {
+    fn set_column(&self, m: &mut HostMatrix<T>, col: usize, src: &V) {
         m.data[col * self.n..(col + 1) * self.n].copy_from_slice(src);
     }
 
-    fn column_dots(&self, m: &HostMatrix<T>, cols: &[usize], x: &Vec<T>, out: &mut [f64]) {
+    fn column_dots(&self, m: &HostMatrix<T>, cols: &[usize], x: &V, out: &mut [f64]) {
         assert_eq!(cols.len(), out.len(), "column_dots: output length");
         let columns: Vec<&[T]> = cols.iter().map(|&j| m.column(j)).collect();
         self.dots_of(&columns, x, out);
     }
 
-    fn dot(&self, x: &Vec<T>, y: &Vec<T>) -> f64 {
+    fn dot(&self, x: &V, y: &V) -> f64 {
         let mut sum = [self
             .map_rows(&Dot { x, y })
             .into_iter()
@@ -402,8 +459,8 @@ impl<T: Scalar> Backend for Cpu<T> {
         self.add_columns_of(&columns, w, y);
     }
 
-    fn download(&self, x: &Vec<T>, out: &mut [f64]) {
-        for (o, v) in out.iter_mut().zip(x) {
+    fn download(&self, x: &V, out: &mut [f64]) {
+        for (o, v) in out.iter_mut().zip(x.iter()) {
             *o = v.to_f64();
         }
     }
@@ -415,11 +472,11 @@ impl<T: Scalar> Backend for Cpu<T> {
         }
     }
 
-    fn vector_to_host(&self, x: &Vec<T>, out: &mut [T]) {
+    fn vector_to_host(&self, x: &V, out: &mut [T]) {
         out.copy_from_slice(x);
     }
 
-    fn vector_from_host(&self, data: &[T], x: &mut Vec<T>) {
+    fn vector_from_host(&self, data: &[T], x: &mut V) {
         x.copy_from_slice(data);
     }
 
@@ -429,6 +486,35 @@ impl<T: Scalar> Backend for Cpu<T> {
 
     fn column_from_host(&self, data: &[T], m: &mut HostMatrix<T>, col: usize) {
         m.data[col * self.n..(col + 1) * self.n].copy_from_slice(data);
+    }
+
+    fn lend_matrix(&self, memory: &'static mut [u8], name: &str) -> Result<HostMatrix<T>> {
+        let data = self.lent_elements(memory, name)?;
+        let cols = data.len().checked_div(self.n).unwrap_or(0);
+        Ok(HostMatrix {
+            data: Storage::Lent { data, slot: 0 },
+            n: self.n,
+            cols,
+        })
+    }
+
+    fn lend_vectors(&self, memory: &'static mut [u8], name: &str) -> Result<Vec<V>> {
+        let data = self.lent_elements(memory, name)?;
+        if self.n == 0 {
+            return Ok(Vec::new());
+        }
+        data.chunks_exact_mut(self.n)
+            .enumerate()
+            .map(|(slot, data)| V::lent(data, slot).ok_or_else(|| not_lendable(name)))
+            .collect()
+    }
+
+    fn matrix_is_lent(&self, m: &HostMatrix<T>) -> bool {
+        m.data.lent_slot().is_some()
+    }
+
+    fn vector_slot(&self, v: &V) -> Option<usize> {
+        v.slot()
     }
 
     fn gram(&self, m: &HostMatrix<T>, cols: &[usize]) -> Mat<f64> {

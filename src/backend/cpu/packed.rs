@@ -3,7 +3,7 @@
 //! a power-of-two scale per column divided out of the k-sized results.
 
 use super::kernels::{Column, ColumnDots, Dot, PASS_BLOCK, RowKernel, RowKernelMut, blocks};
-use super::{Cpu, too_big, zeroed};
+use super::{Cpu, VectorStorage, too_big, zeroed};
 use crate::backend::{Backend, PackedMatrix, Scalar};
 use crate::elem::ElemType;
 use crate::error::{Error, Result, Status};
@@ -13,10 +13,13 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 /// A packed matrix in `format` for this backend, or an error naming a format that is not one.
-pub fn matrix<T: Scalar>(be: &Cpu<T>, format: ElemType) -> Result<Box<dyn PackedMatrix<Cpu<T>>>> {
+pub fn matrix<T: Scalar, V: VectorStorage<T>>(
+    be: &Cpu<T, V>,
+    format: ElemType,
+) -> Result<Box<dyn PackedMatrix<Cpu<T, V>>>> {
     match format {
-        ElemType::Bf16 => Ok(Box::new(CpuPacked::<T, Bf16>::new(be))),
-        ElemType::F16 => Ok(Box::new(CpuPacked::<T, F16>::new(be))),
+        ElemType::Bf16 => Ok(Box::new(CpuPacked::<T, Bf16, V>::new(be))),
+        ElemType::F16 => Ok(Box::new(CpuPacked::<T, F16, V>::new(be))),
         other => Err(Error::invalid(format!(
             "{} is not a 16-bit storage format",
             other.name()
@@ -25,14 +28,14 @@ pub fn matrix<T: Scalar>(be: &Cpu<T>, format: ElemType) -> Result<Box<dyn Packed
 }
 
 /// Column-major codes of format H, and each column's scale.
-struct CpuPacked<T, H> {
-    be: Cpu<T>,
+struct CpuPacked<T, H, V> {
+    be: Cpu<T, V>,
     data: Vec<H>,
     scales: Vec<f64>,
 }
 
-impl<T: Scalar, H: Half> CpuPacked<T, H> {
-    fn new(be: &Cpu<T>) -> Self {
+impl<T: Scalar, H: Half, V: VectorStorage<T>> CpuPacked<T, H, V> {
+    fn new(be: &Cpu<T, V>) -> Self {
         CpuPacked {
             be: be.clone(),
             data: Vec::new(),
@@ -131,7 +134,9 @@ fn is_power_of_two(scale: f64) -> bool {
     scale.is_normal() && scale > 0.0 && scale.to_bits() & ((1u64 << 52) - 1) == 0
 }
 
-impl<T: Scalar, H: Half + Column<T>> PackedMatrix<Cpu<T>> for CpuPacked<T, H> {
+impl<T: Scalar, H: Half + Column<T>, V: VectorStorage<T>> PackedMatrix<Cpu<T, V>>
+    for CpuPacked<T, H, V>
+{
     fn format(&self) -> ElemType {
         H::TYPE
     }
@@ -156,17 +161,13 @@ impl<T: Scalar, H: Half + Column<T>> PackedMatrix<Cpu<T>> for CpuPacked<T, H> {
         self.data.len() * H::TYPE.size()
     }
 
-    fn scale_for(&self, src: &Vec<T>) -> f64 {
+    fn scale_for(&self, src: &V) -> f64 {
         H::scale_for(self.be.dot(src, src).sqrt())
     }
 
-    fn entering_products(
-        &self,
-        cols: &[usize],
-        new: &[(&Vec<T>, f64)],
-    ) -> (Vec<Vec<f64>>, Mat<f64>) {
+    fn entering_products(&self, cols: &[usize], new: &[(&V, f64)]) -> (Vec<Vec<f64>>, Mat<f64>) {
         let columns: Vec<&[H]> = cols.iter().map(|&j| self.column(j)).collect();
-        let new: Vec<(&[T], f64)> = new.iter().map(|&(v, s)| (v.as_slice(), s)).collect();
+        let new: Vec<(&[T], f64)> = new.iter().map(|&(v, s)| (&v[..], s)).collect();
         let (m, c) = (cols.len(), new.len());
         let mut total = vec![0.0; c * m + c * (c + 1) / 2];
         for part in self.be.map_rows(&EnteringProducts {
@@ -198,7 +199,7 @@ impl<T: Scalar, H: Half + Column<T>> PackedMatrix<Cpu<T>> for CpuPacked<T, H> {
         (products, inner)
     }
 
-    fn set_column(&mut self, col: usize, src: &Vec<T>, scale: f64) {
+    fn set_column(&mut self, col: usize, src: &V, scale: f64) {
         let n = self.be.n;
         let kernel = Encode::<T, H, Codes> {
             src,
@@ -210,7 +211,7 @@ impl<T: Scalar, H: Half + Column<T>> PackedMatrix<Cpu<T>> for CpuPacked<T, H> {
         self.scales[col] = scale;
     }
 
-    fn column_dots(&self, cols: &[usize], x: &Vec<T>, out: &mut [f64]) {
+    fn column_dots(&self, cols: &[usize], x: &V, out: &mut [f64]) {
         assert_eq!(cols.len(), out.len(), "column_dots: output length");
         let columns: Vec<&[H]> = cols.iter().map(|&j| self.column(j)).collect();
         // Each rank divides out the same scale (it follows the global norm), so the partial

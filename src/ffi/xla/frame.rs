@@ -135,6 +135,15 @@ impl<'f> Frame<'f> {
         Ok(slice(b.data, count))
     }
 
+    pub fn num_results(&self) -> usize {
+        self.raw.rets.size.max(0) as usize
+    }
+
+    /// The element type code of result `i`.
+    pub fn result_dtype(&self, i: usize, name: &str) -> Result<i32> {
+        Ok(Self::buffer(&self.raw.rets, i, name)?.dtype)
+    }
+
     /// The element count of result `i`.
     pub fn result_len(&self, i: usize, name: &str) -> Result<usize> {
         Ok(Self::shape(Self::buffer(&self.raw.rets, i, name)?))

@@ -1,33 +1,31 @@
 //! The XLA FFI handlers behind `lre.jax`, exported from liblre. They are pure: the optimizer's
-//! whole state comes in as a uint8 buffer and goes out as a result (aliased in place when the
-//! caller donates it); results depend on nothing kept in the library between calls (`memo` only
-//! saves decoding a blob the last step encoded).
+//! whole state comes in as arguments and goes out as results aliased to them (in place when
+//! the caller donates it); nothing is kept in the library between calls.
 //!
-//! The state buffer holds the blob's byte count (u64, little-endian), a token naming the step
-//! that wrote it (u64; 0 when written elsewhere), the state blob of docs/state-format.md, then
-//! zeros up to the buffer's fixed capacity (lre.jax sizes it with `lre_optimizer_state_bound`).
+//! The state is the small state of docs/state-format.md in a uint8 buffer (its byte count as a
+//! u64, little-endian, the state, then zeros up to the buffer's fixed capacity, which lre.jax
+//! sizes with `lre_optimizer_small_state_bound`), followed by one array per n-sized buffer of
+//! the optimizer's layout (`lre_optimizer_state_layout`, `LRE_BUFFER_VECTORS`, in order): the
+//! optimizer steps those arrays in place, so a step copies no n-sized state.
 //!
-//! * `lre_xla_step(state, grads, params, learning_rate[, hvps]) -> (state', updates, skipped)`:
-//!   one step; `updates` = new params − params. With `hvps` (P × n, P ≥ the step's probe count)
-//!   the step is the split step's second phase. A non-finite gradient or HVP skips the step
-//!   instead of failing (a failed call would lose a donated state): state' = state, zero
-//!   updates and `skipped` (an int32 scalar) = 1.
-//! * `lre_xla_probes(state, grads) -> probes (P × n)`: the split step's first phase — the
-//!   vectors whose Hessian products `lre_xla_step` needs, zero rows beyond the step's count.
-//!
-//! A step encodes the whole state again (and, unless `memo` holds it, decodes it first): O(state)
-//! copies on top of the step itself (measured in bindings/python/benchmarks).
+//! * `lre_xla_step(state, arrays…, grads, params, learning_rate[, hvps]) -> (state', arrays'…,
+//!   updates, skipped)`: one step; `updates` = new params − params. With `hvps` (P × n, P ≥ the
+//!   step's probe count) the step is the split step's second phase. A non-finite gradient or
+//!   HVP skips the step instead of failing (a failed call would lose a donated state): state
+//!   and arrays unchanged, zero updates and `skipped` (an int32 scalar) = 1.
+//! * `lre_xla_probes(state, arrays…, grads) -> (state', arrays'…, probes (P × n))`: the split
+//!   step's first phase — the vectors whose Hessian products `lre_xla_step` needs, zero rows
+//!   beyond the step's count. State and arrays come back unchanged (aliased, so not copied).
 
 use super::c_api::{self, CallFrame, XlaError};
 use super::frame::{Call, Element, Frame, classify};
-use super::memo::{self, Keep};
 use crate::backend::Scalar;
 use crate::error::{Error, Result, Status};
 use crate::ffi::guard::catching;
-use crate::optimizer::CpuOptimizer;
+use crate::optimizer::LentOptimizer;
 
-/// Bytes before the blob in the state buffer: its length and the token.
-pub const PREFIX: usize = 16;
+/// Bytes before the small state in the state buffer: its length.
+pub const PREFIX: usize = 8;
 
 /// One optimizer step (see the module documentation).
 ///
@@ -47,13 +45,6 @@ pub unsafe extern "C" fn lre_xla_step(frame: *mut CallFrame) -> *mut XlaError {
 pub unsafe extern "C" fn lre_xla_probes(frame: *mut CallFrame) -> *mut XlaError {
     // SAFETY: forwarded caller contract.
     unsafe { run(frame, probes) }
-}
-
-/// Frees the optimizer the last step kept (see `memo`): for a process that is done training
-/// with lre.jax and wants the memory back. Results never depend on it.
-#[unsafe(no_mangle)]
-pub extern "C" fn lre_xla_clear_memo() {
-    crate::ffi::guard::guard_value((), memo::clear);
 }
 
 /// Answers the metadata probe and non-execute stages; runs `body` on execution, turning errors
@@ -82,19 +73,24 @@ unsafe fn run(frame: *mut CallFrame, body: fn(&Frame<'_>) -> Result<()>) -> *mut
     }
 }
 
+/// The parameters' dtype is that of `updates`, the second-to-last result (the results before
+/// it are the state's).
 fn step(f: &Frame<'_>) -> Result<()> {
-    match f.arg_dtype(1, "grads")? {
+    let updates = f.num_results().saturating_sub(2);
+    match f.result_dtype(updates, "updates")? {
         c_api::DTYPE_F32 => step_typed::<f32>(f),
         c_api::DTYPE_F64 => step_typed::<f64>(f),
-        other => Err(wrong_float("grads", other)),
+        other => Err(wrong_float("updates", other)),
     }
 }
 
+/// The parameters' dtype is that of `probes`, the last result.
 fn probes(f: &Frame<'_>) -> Result<()> {
-    match f.arg_dtype(1, "grads")? {
+    let probes = f.num_results().saturating_sub(1);
+    match f.result_dtype(probes, "probes")? {
         c_api::DTYPE_F32 => probes_typed::<f32>(f),
         c_api::DTYPE_F64 => probes_typed::<f64>(f),
-        other => Err(wrong_float("grads", other)),
+        other => Err(wrong_float("probes", other)),
     }
 }
 
@@ -104,147 +100,142 @@ fn wrong_float(name: &str, code: i32) -> Error {
     ))
 }
 
-fn step_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
-    // Everything is read before any result is written: the state result aliases the state
-    // argument (XLA passes the same memory, donated or copied).
-    let (input, old_len, outcome) = {
-        let buffer = f.arg::<u8>(0, "state", None)?;
-        let (token, blob) = split_state(buffer)?;
-        let mut opt = match memo::take::<T>(token, blob) {
-            Some(kept) => kept,
-            None => CpuOptimizer::<T>::from_state(blob)?,
-        };
-        let n = opt.ndim();
-        let grads = f.arg::<T>(1, "grads", Some(n))?;
-        let params = f.arg::<T>(2, "params", Some(n))?;
-        let saved_lr = opt.config().lr;
-        opt.set_lr(learning_rate(f)?)?;
-        let mut x = params.to_vec();
-        let stepped = if f.num_args() > 4 {
-            opt.begin(grads).and_then(|count| {
-                let rows = hvp_rows::<T>(f, n, count)?;
-                opt.finish(&mut x, &rows)
-            })
-        } else {
-            opt.step(&mut x, grads)
-        };
-        // The optimizer and the moved params; None for a skipped step.
-        let outcome = match stepped {
-            Ok(()) => Some((opt, x)),
-            // Raising would lose a donated state: the step is skipped and counted instead. The
-            // optimizer is still the blob's (a failed step changes nothing; lr is put back).
-            Err(e) if e.status == Status::LRE_ERR_NUMERICAL => {
-                opt.cancel();
-                opt.set_lr(saved_lr)?;
-                memo::put_back(token, opt, blob);
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        ((buffer.as_ptr(), buffer.len()), blob.len(), outcome)
-    };
-    let (input_ptr, capacity) = input;
-    let n = f.result_len(1, "updates")?;
-    let skipped = outcome.is_none();
-    match outcome {
-        Some((opt, moved)) => {
-            write_state(f, opt, input_ptr, capacity, old_len)?;
-            // updates = new params − params, straight into its result (which aliases no
-            // argument).
-            let params = f.arg::<T>(2, "params", Some(moved.len()))?;
-            let updates = f.result::<T>(1, "updates", moved.len())?;
-            for ((u, a), b) in updates.iter_mut().zip(&moved).zip(params) {
-                *u = T::from_f64(a.to_f64() - b.to_f64());
-            }
-        }
-        None => {
-            let out = f.result::<u8>(0, "state", capacity)?;
-            if !std::ptr::eq(input_ptr, out.as_ptr()) {
-                out.copy_from_slice(f.arg::<u8>(0, "state", Some(capacity))?);
-            }
-            f.result::<T>(1, "updates", n)?.fill(T::default());
-        }
+/// The optimizer of the call's state: the small state (argument 0) and the n-sized arrays
+/// (arguments 1..=L), lent as the matching results, which alias them (XLA hands the same memory
+/// when the state is donated; when it does not, the argument is copied to the result once here
+/// and the result is stepped). The optimizer must be dropped before the handler returns.
+fn lent_optimizer<T: Scalar + Element>(f: &Frame<'_>) -> Result<(LentOptimizer<T>, usize)> {
+    let small = small_state(f.arg::<u8>(0, "state", None)?)?;
+    let names = LentOptimizer::<T>::lent_names(small)?;
+    let mut lent = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let output = result_from_arg::<T>(f, 1 + i, name)?;
+        // SAFETY: the result buffer is valid and exclusively ours for the whole call; the
+        // optimizer holding this slice is dropped before the handler returns (callers keep it
+        // a local), so no reference outlives the call.
+        lent.push(unsafe { for_this_call(bytemuck::cast_slice_mut::<T, u8>(output)) });
     }
-    f.result::<i32>(2, "skipped", 1)?[0] = i32::from(skipped);
-    Ok(())
+    Ok((LentOptimizer::<T>::from_lent(small, lent)?, names.len()))
 }
 
-/// Writes `opt`'s state into the state result (capacity bytes; `input_ptr` is the state
-/// argument's memory, whose old blob had `old_len` bytes) and keeps `opt` for the next call.
-fn write_state<T: Keep>(
-    f: &Frame<'_>,
-    opt: CpuOptimizer<T>,
-    input_ptr: *const u8,
-    capacity: usize,
-    old_len: usize,
-) -> Result<()> {
-    let new_len = opt.state_size() as usize;
-    if PREFIX + new_len > capacity {
+/// Result `i`, holding argument `i`: the same memory when XLA aliases them (always, for a
+/// donated state), else a copy made here.
+fn result_from_arg<'f, T: Element>(f: &Frame<'f>, i: usize, name: &str) -> Result<&'f mut [T]> {
+    let len = f.result_len(i, name)?;
+    let input = f.arg::<T>(i, name, Some(len))?.as_ptr();
+    let output = f.result::<T>(i, name, len)?;
+    if !std::ptr::eq(input, output.as_ptr()) {
+        // Distinct memory: the argument slice does not alias the result.
+        output.copy_from_slice(f.arg::<T>(i, name, Some(len))?);
+    }
+    Ok(output)
+}
+
+/// A slice of the current call's memory, usable as lent optimizer state.
+///
+/// # Safety
+/// The returned slice must not be used after the handler returns.
+unsafe fn for_this_call(slice: &mut [u8]) -> &'static mut [u8] {
+    // SAFETY: the caller's contract: the slice is dropped before the memory's call returns.
+    unsafe { std::slice::from_raw_parts_mut(slice.as_mut_ptr(), slice.len()) }
+}
+
+fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
+    let capacity = f.result_len(0, "state")?;
+    let (mut opt, lent) = lent_optimizer::<T>(f)?;
+    let n = opt.ndim();
+    let (grads_at, params_at, lr_at) = (1 + lent, 2 + lent, 3 + lent);
+    let grads = f.arg::<T>(grads_at, "grads", Some(n))?;
+    let params = f.arg::<T>(params_at, "params", Some(n))?;
+    opt.set_lr(learning_rate(f, lr_at)?)?;
+    if PREFIX + opt.small_bound()? > capacity {
         return Err(Error::new(
             Status::LRE_ERR_BUFFER_TOO_SMALL,
             format!(
-                "the state needs {} bytes but the state buffer holds {capacity}; create the \
-                 state with a larger state_capacity",
-                PREFIX + new_len
+                "the state buffer holds {capacity} bytes; this optimizer's small state needs up \
+                 to {}: create the state with a larger state_capacity",
+                PREFIX + opt.small_bound()?
             ),
         ));
     }
-    let out = f.result::<u8>(0, "state", capacity)?;
-    let in_place = std::ptr::eq(input_ptr, out.as_ptr());
-    let (prefix, rest) = out.split_at_mut(PREFIX);
-    let (blob, padding) = rest.split_at_mut(new_len);
-    opt.save_state(&mut &mut blob[..])
-        .map_err(|e| Error::invalid(format!("writing the state failed: {e}")))?;
-    let token = memo::keep(opt, blob);
-    prefix[..8].copy_from_slice(&(new_len as u64).to_le_bytes());
-    prefix[8..].copy_from_slice(&token.to_le_bytes());
-    // Padding is zero. When the result is the argument's memory only the old blob's tail can
-    // be non-zero; otherwise the whole padding is written.
-    let dirty = if in_place {
-        old_len.saturating_sub(new_len)
+    let mut x = params.to_vec();
+    let stepped = if f.num_args() > 4 + lent {
+        opt.begin(grads).and_then(|count| {
+            let rows = hvp_rows::<T>(f, 4 + lent, n, count)?;
+            opt.finish(&mut x, &rows)
+        })
     } else {
-        padding.len()
+        opt.step(&mut x, grads)
     };
-    padding[..dirty].fill(0);
+    let updates = f.result::<T>(1 + lent, "updates", n)?;
+    let skipped = match stepped {
+        Ok(()) => {
+            let small = opt.small_state();
+            drop(opt);
+            write_small(f, &small, capacity)?;
+            for ((u, a), b) in updates.iter_mut().zip(&x).zip(params) {
+                *u = T::from_f64(a.to_f64() - b.to_f64());
+            }
+            false
+        }
+        // Raising would lose a donated state: the step is skipped and counted instead. A
+        // refused step changed nothing, so the state result is the state argument.
+        Err(e) if e.status == Status::LRE_ERR_NUMERICAL => {
+            drop(opt);
+            result_from_arg::<u8>(f, 0, "state")?;
+            updates.fill(T::default());
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    f.result::<i32>(2 + lent, "skipped", 1)?[0] = i32::from(skipped);
     Ok(())
 }
 
-fn probes_typed<T: Keep + Element>(f: &Frame<'_>) -> Result<()> {
-    let (token, blob) = split_state(f.arg::<u8>(0, "state", None)?)?;
-    let mut opt = match memo::take::<T>(token, blob) {
-        Some(kept) => kept,
-        None => CpuOptimizer::<T>::from_state(blob)?,
-    };
-    // The probes result aliases no argument: the rows go straight into it. Non-finite grads
-    // give zero probes; the step call then skips the step.
+/// Writes the small state into the state result: its length, the state, zeros after it.
+fn write_small(f: &Frame<'_>, small: &[u8], capacity: usize) -> Result<()> {
+    let out = f.result::<u8>(0, "state", capacity)?;
+    let (prefix, rest) = out.split_at_mut(PREFIX);
+    prefix.copy_from_slice(&(small.len() as u64).to_le_bytes());
+    let (body, padding) = rest.split_at_mut(small.len());
+    body.copy_from_slice(small);
+    padding.fill(0);
+    Ok(())
+}
+
+fn probes_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
+    let (mut opt, lent) = lent_optimizer::<T>(f)?;
+    // The probes result follows the lent buffers; it aliases no argument. Non-finite grads
+    // give zero probes; the step call then skips the step. Beginning and cancelling changes
+    // nothing.
     let written = f
-        .arg::<T>(1, "grads", Some(opt.ndim()))
+        .arg::<T>(1 + lent, "grads", Some(opt.ndim()))
         .and_then(|grads| match opt.begin(grads) {
             Err(e) if e.status == Status::LRE_ERR_NUMERICAL => Ok(0),
             other => other,
         })
-        .and_then(|count| write_probes(f, &opt, count));
-    // Beginning and cancelling changes nothing, so the optimizer still is this blob's: the step
-    // call that absorbs the products finds it.
+        .and_then(|count| write_probes(f, 1 + lent, &opt, count));
     opt.cancel();
-    memo::put_back(token, opt, blob);
+    drop(opt);
+    result_from_arg::<u8>(f, 0, "state")?;
     written
 }
 
-/// Writes the begun step's `count` probes into the probes result (P × n), zero rows after them.
-fn write_probes<T: Keep + Element>(
+/// Writes the begun step's `count` probes into result `at` (P × n), zero rows after them.
+fn write_probes<T: Scalar + Element>(
     f: &Frame<'_>,
-    opt: &CpuOptimizer<T>,
+    at: usize,
+    opt: &LentOptimizer<T>,
     count: usize,
 ) -> Result<()> {
     let n = opt.ndim();
-    let out_len = f.result_len(0, "probes")?;
+    let out_len = f.result_len(at, "probes")?;
     if out_len % n != 0 || out_len / n < count {
         return Err(Error::invalid(format!(
             "probes holds {out_len} elements; this step needs {count} rows of {n}"
         )));
     }
-    let out = f.result::<T>(0, "probes", out_len)?;
+    let out = f.result::<T>(at, "probes", out_len)?;
     for (i, row) in out.chunks_exact_mut(n).enumerate() {
         match i < count {
             true => row.copy_from_slice(opt.probe(i)?),
@@ -254,22 +245,24 @@ fn write_probes<T: Keep + Element>(
     Ok(())
 }
 
-/// The learning rate: a float32 or float64 scalar (float32 when JAX runs without x64).
-fn learning_rate(f: &Frame<'_>) -> Result<f64> {
-    match f.arg_dtype(3, "learning_rate")? {
-        c_api::DTYPE_F32 => Ok(f64::from(f.arg::<f32>(3, "learning_rate", Some(1))?[0])),
-        c_api::DTYPE_F64 => Ok(f.arg::<f64>(3, "learning_rate", Some(1))?[0]),
+/// The learning rate (argument `at`): a float32 or float64 scalar (float32 when JAX runs
+/// without x64).
+fn learning_rate(f: &Frame<'_>, at: usize) -> Result<f64> {
+    match f.arg_dtype(at, "learning_rate")? {
+        c_api::DTYPE_F32 => Ok(f64::from(f.arg::<f32>(at, "learning_rate", Some(1))?[0])),
+        c_api::DTYPE_F64 => Ok(f.arg::<f64>(at, "learning_rate", Some(1))?[0]),
         other => Err(wrong_float("learning_rate", other)),
     }
 }
 
-/// The first `count` rows of the `hvps` argument (P × n, P ≥ count).
+/// The first `count` rows of the `hvps` argument (argument `at`, P × n, P ≥ count).
 fn hvp_rows<'f, T: Scalar + Element>(
     f: &Frame<'f>,
+    at: usize,
     n: usize,
     count: usize,
 ) -> Result<Vec<&'f [T]>> {
-    let hvps = f.arg::<T>(4, "hvps", None)?;
+    let hvps = f.arg::<T>(at, "hvps", None)?;
     if n == 0 || hvps.len() % n != 0 || hvps.len() / n < count {
         return Err(Error::invalid(format!(
             "hvps holds {} elements; this step needs {count} rows of {n}",
@@ -279,26 +272,25 @@ fn hvp_rows<'f, T: Scalar + Element>(
     Ok(hvps.chunks_exact(n).take(count).collect())
 }
 
-/// The token and the blob of a state buffer.
-fn split_state(buffer: &[u8]) -> Result<(u64, &[u8])> {
+/// The small state inside a state buffer (its length, then the state).
+fn small_state(buffer: &[u8]) -> Result<&[u8]> {
     let corrupt = |what: String| Error::new(Status::LRE_ERR_STATE, what);
-    let word = |at: usize| -> Option<u64> {
-        Some(u64::from_le_bytes(buffer.get(at..at + 8)?.try_into().ok()?))
-    };
-    let (Some(len), Some(token)) = (word(0), word(8)) else {
+    let Some(len) = buffer
+        .get(..PREFIX)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+    else {
         return Err(corrupt(format!(
             "the state buffer holds {} bytes, fewer than its {PREFIX}-byte prefix",
             buffer.len()
         )));
     };
-    let blob = usize::try_from(len)
+    usize::try_from(len)
         .ok()
         .and_then(|len| buffer.get(PREFIX..PREFIX.checked_add(len)?))
         .ok_or_else(|| {
             corrupt(format!(
-                "the state buffer says its blob has {len} bytes but holds {}",
+                "the state buffer says its state has {len} bytes but holds {}",
                 buffer.len()
             ))
-        })?;
-    Ok((token, blob))
+        })
 }

@@ -5,4 +5,3 @@
 pub mod c_api;
 mod frame;
 pub mod handlers;
-mod memo;

@@ -75,6 +75,19 @@ SIGNATURES = {
         _status, [OptPtr, _f32p, _f32p, c_size_t, _f32p, HVP_F32, c_void_p]),
     "lre_optimizer_step_batch_f64": (
         _status, [OptPtr, _f64p, _f64p, c_size_t, _f64p, HVP_F64, c_void_p]),
+    "lre_optimizer_small_state_bound": (_status, [OptPtr, POINTER(c_size_t)]),
+    "lre_optimizer_lend": (
+        _status, [OptPtr, POINTER(c_void_p), POINTER(c_size_t), c_size_t, _u8p, c_size_t,
+                  POINTER(c_size_t)]),
+    "lre_lent_state_save": (
+        _status, [_u8p, c_size_t, POINTER(c_void_p), POINTER(c_size_t), c_size_t, _u8p, c_size_t,
+                  POINTER(c_size_t)]),
+    "lre_lent_step_f32": (
+        _status, [_u8p, c_size_t, POINTER(c_void_p), POINTER(c_size_t), c_size_t, _f32p, _f32p,
+                  HVP_F32, c_void_p, _u8p, c_size_t, POINTER(c_size_t)]),
+    "lre_lent_step_f64": (
+        _status, [_u8p, c_size_t, POINTER(c_void_p), POINTER(c_size_t), c_size_t, _f64p, _f64p,
+                  HVP_F64, c_void_p, _u8p, c_size_t, POINTER(c_size_t)]),
 }
 
 _HOW_TO_FIX = (

@@ -119,6 +119,32 @@ class BufferInfo(NamedTuple):
     bytes: int
 
 
+def _lent(arrays: list, writable: bool):
+    """ctypes arrays of the data pointers and byte sizes of numpy arrays lent to the library."""
+    for i, a in enumerate(arrays):
+        if not a.flags.c_contiguous or (writable and not a.flags.writeable):
+            raise ValueError(f"buffer {i} must be a C-contiguous{' writable' if writable else ''} "
+                             "numpy array")
+    pointers = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+    sizes = (ctypes.c_size_t * max(len(arrays), 1))(*[a.nbytes for a in arrays])
+    return pointers, sizes
+
+
+def lent_state_blob(small: bytes, arrays: list) -> bytes:
+    """The complete state blob (as `Optimizer.state()` returns it) of a small state and its
+    n-sized buffers (`Optimizer.lend`); the arrays are only read."""
+    pointers, sizes = _lent(arrays, writable=False)
+    data, size = _bytes(small)
+    length = ctypes.c_size_t()
+    _check(_lib.lre_lent_state_save(data, size, pointers, sizes, len(arrays), None, 0,
+                                    ctypes.byref(length)))
+    blob = np.zeros(length.value, np.uint8)
+    _check(_lib.lre_lent_state_save(
+        data, size, pointers, sizes, len(arrays),
+        blob.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), blob.size, ctypes.byref(length)))
+    return blob.tobytes()
+
+
 def _bytes(blob):
     """(pointer, length) of a bytes-like object, not copied (a state can be hundreds of MB)."""
     try:
@@ -236,6 +262,26 @@ class Optimizer:
         def fill(opt, buf, cap, size):
             return _lib.lre_optimizer_component(opt, family.encode(), buf, cap, size)
         return self._read(fill, ctypes.c_char, terminator=1).value.decode()
+
+    def small_state_bound(self) -> int:
+        """The most bytes of this optimizer's small state (`lend`)."""
+        bound = ctypes.c_size_t()
+        _check(_lib.lre_optimizer_small_state_bound(self._ptr, ctypes.byref(bound)))
+        return bound.value
+
+    def lend(self, arrays: list) -> bytes:
+        """Moves a copy of the state out to caller memory: the n-sized buffers (the "vectors"
+        entries of `state_layout()`, in order) into `arrays` (writable, C-contiguous numpy
+        arrays of exactly their bytes), the rest returned as the small state
+        (docs/state-format.md). The optimizer is unchanged."""
+        pointers, sizes = _lent(arrays, writable=True)
+        small = np.zeros(self.small_state_bound(), np.uint8)
+        length = ctypes.c_size_t()
+        _check(_lib.lre_optimizer_lend(
+            self._ptr, pointers, sizes, len(arrays),
+            small.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), small.size,
+            ctypes.byref(length)))
+        return small[:length.value].tobytes()
 
     def state_layout(self) -> list:
         """Every buffer the state can hold, at its largest, as `BufferInfo`s (the components'

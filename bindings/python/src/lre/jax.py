@@ -11,10 +11,15 @@
   leaf is float64 (with `jax_enable_x64`), else in float32: bfloat16 and float16 leaves are cast
   up, and their updates cast back to the leaf's dtype. Integer and bool leaves get zero updates,
   as in optax.
-* The state is `LREState(count, blob, skipped)`, a pytree of arrays, so orbax/equinox
-  checkpointing works unchanged. `blob` is a fixed-size uint8 buffer holding the C library's state blob
-  (docs/state-format.md) behind its byte count; `to_c_state` / `LRE.from_c_state` convert to and
-  from the blob that `lre.core`, the C++ wrapper and Julia save and load.
+* The state is `LREState(count, small, buffers, skipped)`, a pytree of real arrays, so orbax,
+  equinox or `jax.tree_util` + numpy save it like any pytree. `buffers` maps each n-sized buffer
+  of the optimizer (`lre.core.Optimizer.state_layout()`, kind "vectors") to an array of shape
+  (vectors, n) in the parameters' dtype, e.g. `buffers["basis/window"]`: f32[history_size, n]
+  for GGT, whose rows are the gradients it keeps (a ring: the row order is the library's). `small`
+  is a fixed-size uint8 buffer with the rest (k-sized: Gram matrix, eigen-coefficients, counters;
+  docs/state-format.md, small states). The custom calls step `small` and the buffers in place,
+  copying no n-sized data. `to_c_state` / `LRE.from_c_state` convert to and from the blob that
+  `lre.core`, the C++ wrapper and Julia save and load.
 * `learning_rate` is a float or an optax schedule (a function of the step count); it is an input
   of the custom call, not a compile-time constant.
 * Weight decay: put `weight_decay=wd` in the spec. LRE's updates are final (already scaled by
@@ -31,8 +36,7 @@
   as they were, `count` does not advance and `skipped_steps(state)` counts it (raising there
   would lose a donated state).
 * Concurrency: there is no optimizer handle to share (each call steps an optimizer of its own,
-  decoded from the state it is given or taken whole from the library's one-entry cache of the
-  last step), so `lre.core`'s `LRE_ERR_BUSY` cannot happen here. Stepping one state
+  built from the state it is given), so `lre.core`'s `LRE_ERR_BUSY` cannot happen here. Stepping one state
   concurrently (two threads, or two calls with the same state) is safe but forks it: each call
   returns the state one step from the given one, independently; keep one of them. A donated state
   belongs to the first call that gets it (JAX refuses to use a donated array again).
@@ -54,19 +58,24 @@ import optax
 
 from . import _library, core
 
-# Bytes before the blob in `LREState.blob` (src/ffi/xla/handlers.rs, PREFIX): the blob's length
-# and a token naming the step that wrote it (0 for states made here).
-_PREFIX = 16
+# Bytes before the small state in `LREState.small` (src/ffi/xla/handlers.rs, PREFIX): its length.
+_PREFIX = 8
+
+# Room for the spec recorded in the small state to grow when a schedule changes the learning
+# rate (written in it with its shortest exact decimal form).
+_SPEC_SLACK = 64
 
 _DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 
 class LREState(NamedTuple):
-    """The optimizer state: steps taken (for schedules), the C state in a fixed buffer, and the
-    steps skipped for a non-finite gradient or HVP (`skipped_steps`)."""
+    """The optimizer state: steps taken (for schedules), the small (k-sized) state in a fixed
+    buffer, the n-sized buffers as arrays by name, and the steps skipped for a non-finite
+    gradient or HVP (`skipped_steps`)."""
 
     count: jax.Array  # int32 scalar
-    blob: jax.Array  # uint8[capacity]: u64 byte count, u64 token, the state blob, zeros
+    small: jax.Array  # uint8[capacity]: u64 byte count, the small state, zeros
+    buffers: dict  # name -> array (vectors, n), in the parameters' dtype
     skipped: jax.Array  # int32 scalar
 
 
@@ -161,34 +170,55 @@ def _size(params: Any) -> int:
                if _is_float(leaf))
 
 
-def _state_from_blob(blob: bytes, capacity: int, count: int) -> LREState:
-    if _PREFIX + len(blob) > capacity:
-        raise ValueError(f"state_capacity={capacity} is smaller than the state "
-                         f"({_PREFIX + len(blob)} bytes)")
+def _vector_buffers(opt: core.Optimizer) -> list:
+    """The optimizer's n-sized buffers (name, shape (vectors, n), dtype), in layout order: the
+    order of the custom calls' arrays."""
+    return [(b.name, (b.cols, b.rows), b.dtype)
+            for b in opt.state_layout() if b.kind == "vectors"]
+
+
+def _state_from(opt: core.Optimizer, capacity: int, count: int) -> LREState:
+    """The JAX state of a C optimizer: its n-sized buffers as arrays, the rest as a small state."""
+    arrays = {name: np.zeros(shape, dtype) for name, shape, dtype in _vector_buffers(opt)}
+    small = opt.lend(list(arrays.values()))
+    if _PREFIX + len(small) > capacity:
+        raise ValueError(f"state_capacity={capacity} is smaller than the small state "
+                         f"({_PREFIX + len(small)} bytes)")
     buffer = np.zeros(capacity, np.uint8)
-    buffer[:8] = np.frombuffer(len(blob).to_bytes(8, "little"), np.uint8)
-    buffer[_PREFIX:_PREFIX + len(blob)] = np.frombuffer(blob, np.uint8)
-    return LREState(count=jnp.asarray(count, jnp.int32), blob=jnp.asarray(buffer),
+    buffer[:_PREFIX] = np.frombuffer(len(small).to_bytes(_PREFIX, "little"), np.uint8)
+    buffer[_PREFIX:_PREFIX + len(small)] = np.frombuffer(small, np.uint8)
+    return LREState(count=jnp.asarray(count, jnp.int32), small=jnp.asarray(buffer),
+                    buffers={name: jnp.asarray(a) for name, a in arrays.items()},
                     skipped=jnp.asarray(0, jnp.int32))
 
 
+def _header(small: bytes):
+    """(spec, n) from a state's header (docs/state-format.md: magic, format version, library
+    version, spec, n)."""
+    at = 12
+    skip = int.from_bytes(small[at:at + 4], "little")
+    at += 4 + skip
+    length = int.from_bytes(small[at:at + 4], "little")
+    spec = small[at + 4:at + 4 + length].decode()
+    at += 4 + length
+    return spec, int.from_bytes(small[at:at + 8], "little")
+
+
 def to_c_state(state: LREState) -> bytes:
-    """The C library's state blob inside `state` (for `lre.core.Optimizer.from_state`, the C++
+    """The C library's state blob of `state` (for `lre.core.Optimizer.from_state`, the C++
     `lre::Optimizer::from_state`, Julia, or a file)."""
-    buffer = np.asarray(state.blob)
+    buffer = np.asarray(state.small)
     if buffer.ndim != 1 or buffer.dtype != np.uint8 or buffer.size < _PREFIX:
         raise ValueError(f"not an LRE state buffer: {buffer.dtype}{list(buffer.shape)}")
-    length = int.from_bytes(buffer[:8].tobytes(), "little")
+    length = int.from_bytes(buffer[:_PREFIX].tobytes(), "little")
     if _PREFIX + length > buffer.size:
-        raise ValueError(f"the state buffer says its blob has {length} bytes but holds "
+        raise ValueError(f"the state buffer says its small state has {length} bytes but holds "
                          f"{buffer.size - _PREFIX}")
-    return buffer[_PREFIX:_PREFIX + length].tobytes()
-
-
-def clear_cache() -> None:
-    """Frees the optimizer the library keeps from the last step (one copy of the state) to skip
-    decoding it in the next; the next step decodes instead. Results never depend on it."""
-    _library.load().lre_xla_clear_memo()
+    small = buffer[_PREFIX:_PREFIX + length].tobytes()
+    with core.Optimizer(*_header(small)) as opt:
+        names = [name for name, _, _ in _vector_buffers(opt)]
+    arrays = [np.ascontiguousarray(state.buffers[name]) for name in names]
+    return core.lent_state_blob(small, arrays)
 
 
 def grad_and_hvp(loss: Callable[..., jax.Array], params: Any, *args: Any):
@@ -210,16 +240,16 @@ class _Init:
                               _size(params))
 
     def _capacity(self, opt: core.Optimizer) -> int:
-        return self.state_capacity or _PREFIX + opt.state_bound()
+        return self.state_capacity or _PREFIX + opt.small_state_bound() + _SPEC_SLACK
 
     def __call__(self, params: Any) -> LREState:
         with self._optimizer(params) as opt:
-            return _state_from_blob(opt.state(), self._capacity(opt), 0)
+            return _state_from(opt, self._capacity(opt), 0)
 
     def from_c_state(self, blob: bytes, params: Any) -> LREState:
         with self._optimizer(params) as opt:
             opt.load_state(blob)
-            return _state_from_blob(blob, self._capacity(opt), int(opt.get_param("step")))
+            return _state_from(opt, self._capacity(opt), int(opt.get_param("step")))
 
 
 class LRE(optax.GradientTransformationExtraArgs):
@@ -245,15 +275,16 @@ def lre(
     """An LRE optimizer configured by `spec` (the grammar of the README; "" is the default).
 
     `learning_rate` is a float, an optax schedule, or None for the spec's `lr`.
-    `state_capacity` is the state buffer's size in bytes; by default the library's upper bound
-    for this spec and parameter count (`lre_optimizer_state_bound`), which configurations with
-    per-sample batches do not have.
+    `state_capacity` is the small state buffer's size in bytes; by default the library's upper
+    bound for this spec and parameter count (`lre_optimizer_small_state_bound`), which
+    configurations with per-sample batches do not have.
     """
     _register()
     with core.Optimizer(spec, 1) as probe_opt:
         num_probes = int(probe_opt.get_param("num_probes"))
         spec_lr = probe_opt.get_param("lr")
         curvature = probe_opt.component("curvature")
+        names = [name for name, _, _ in _vector_buffers(probe_opt)]
 
     def update(grads: Any, state: LREState, params: Any = None, *,
                hvp_fn: Optional[Callable[[Any], Any]] = None, **extra_args: Any):
@@ -263,35 +294,49 @@ def lre(
         dtype = _working_dtype(params)
         flat_grads, unravel = _flatten(grads, params, dtype, "grads")
         flat_params, _ = _flatten(params, params, dtype, "params")
-        if not isinstance(state, LREState) or state.blob.dtype != jnp.uint8 or state.blob.ndim != 1:
+        if (not isinstance(state, LREState) or state.small.dtype != jnp.uint8
+                or state.small.ndim != 1 or sorted(state.buffers) != sorted(names)):
             raise TypeError("state must be the LREState that init returned")
+        arrays = [state.buffers[name] for name in names]
+        for name, a in zip(names, arrays):
+            if a.ndim != 2 or a.shape[1] != flat_params.size:
+                raise TypeError(f"state buffer {name} has shape {list(a.shape)}; expected "
+                                f"[vectors, {flat_params.size}]")
+        aliases = {i: i for i in range(1 + len(arrays))}
+        state_shapes = [jax.ShapeDtypeStruct(state.small.shape, jnp.uint8)] + [
+            jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays]
         lr = learning_rate(state.count) if callable(learning_rate) else (
             spec_lr if learning_rate is None else learning_rate)
-        operands = [state.blob, flat_grads, flat_params, jnp.asarray(lr, dtype)]
+        small = state.small
         if num_probes:
             if hvp_fn is None:
                 raise ValueError(f"curvature={curvature} needs Hessian-vector products: pass "
                                  "update(grads, state, params, hvp_fn=...), e.g. from "
                                  "lre.jax.grad_and_hvp(loss, params, *args)")
-            probes = jax.ffi.ffi_call(
+            small, *rest = jax.ffi.ffi_call(
                 "lre_xla_probes",
-                jax.ShapeDtypeStruct((num_probes, flat_params.size), dtype),
+                (*state_shapes, jax.ShapeDtypeStruct((num_probes, flat_params.size), dtype)),
                 vmap_method="sequential",
-            )(state.blob, flat_grads)
+                input_output_aliases=aliases,
+            )(small, *arrays, flat_grads)
+            arrays, probes = rest[:-1], rest[-1]
             hvps = jax.vmap(
                 lambda v: _flatten(hvp_fn(unravel(v)), params, dtype, "hvp_fn's result")[0]
             )(probes)
+        operands = [small, *arrays, flat_grads, flat_params, jnp.asarray(lr, dtype)]
+        if num_probes:
             operands.append(hvps)
-        blob, flat_updates, skipped = jax.ffi.ffi_call(
+        small, *rest = jax.ffi.ffi_call(
             "lre_xla_step",
-            (jax.ShapeDtypeStruct(state.blob.shape, jnp.uint8),
-             jax.ShapeDtypeStruct(flat_params.shape, dtype),
+            (*state_shapes, jax.ShapeDtypeStruct(flat_params.shape, dtype),
              jax.ShapeDtypeStruct((), jnp.int32)),
             vmap_method="sequential",
-            input_output_aliases={0: 0},
+            input_output_aliases=aliases,
         )(*operands)
+        arrays, flat_updates, skipped = rest[:-2], rest[-2], rest[-1]
         # A skipped step (non-finite gradient or HVP) changed nothing and is not counted.
-        return unravel(flat_updates), LREState(count=state.count + 1 - skipped, blob=blob,
-                                               skipped=state.skipped + skipped)
+        return unravel(flat_updates), LREState(
+            count=state.count + 1 - skipped, small=small, buffers=dict(zip(names, arrays)),
+            skipped=state.skipped + skipped)
 
     return LRE(_Init(spec, state_capacity), update)
