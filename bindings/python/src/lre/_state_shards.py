@@ -23,8 +23,13 @@ import numpy as np
 from .core import LREError, Optimizer, Status
 
 _MAGIC = b"LRESTATE"
-_FORMAT_VERSION = 1
-_ELEMENTS = {1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<u8")}
+# Versions this tool reads (1 had no lent buffers); it writes the newest.
+_FORMAT_VERSIONS = (1, 2)
+_FORMAT_VERSION = _FORMAT_VERSIONS[-1]
+_TAG_END, _TAG_BUFFER, _TAG_LENT = 0, 1, 2
+# bf16 and f16 (4, 5) are carried as their bits.
+_ELEMENTS = {1: np.dtype("<f4"), 2: np.dtype("<f8"), 3: np.dtype("<u8"), 4: np.dtype("<u2"),
+             5: np.dtype("<u2")}
 _SHARD_KEYS = re.compile(r"; (global_ndim|shard_offset)=(\d+)")
 
 
@@ -73,12 +78,18 @@ def _parse(data: bytes, what: str) -> _Blob:
     r = _Reader(body, what)
     r.take(len(_MAGIC))
     version = r.unpack("I")
-    if version != _FORMAT_VERSION:
-        raise _refuse(f"{what}: state format version {version}; this tool reads version "
-                      f"{_FORMAT_VERSION} (save the state with the library this tool ships with)")
+    if version not in _FORMAT_VERSIONS:
+        raise _refuse(f"{what}: state format version {version}; this tool reads versions "
+                      f"{_FORMAT_VERSIONS} (save the state with the library this tool ships with)")
     library, spec, n, dtype = r.string(), r.string(), r.unpack("Q"), r.unpack("B")
     buffers = []
-    while r.unpack("B") == 1:
+    while (tag := r.unpack("B")) != _TAG_END:
+        if tag == _TAG_LENT:
+            raise _refuse(f"{what} is a small state (its n-sized buffers are caller memory); "
+                          "convert it to a full blob first (lre.jax.to_c_state, "
+                          "lre_lent_state_save)")
+        if tag != _TAG_BUFFER:
+            raise _refuse(f"{what}: unknown buffer tag {tag}")
         name, code, rank = r.string(), r.unpack("B"), r.unpack("B")
         if code not in _ELEMENTS:
             raise _refuse(f"{what}: buffer {name} has unknown element type {code}")
