@@ -119,6 +119,11 @@ enum lre_buffer_kind
    * Its size follows the batch of batch steps: `rows` = `cols` = `bytes` = 0.
    */
   LRE_BUFFER_BATCH_SIZED = 2,
+  /**
+   * n-sized like `LRE_BUFFER_VECTORS`, but kept among the columns of the nearest
+   * `LRE_BUFFER_VECTORS` buffer before it: it has no caller memory of its own.
+   */
+  LRE_BUFFER_WITHIN = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -459,31 +459,21 @@ fn a_version_1_blob_moves_to_caller_memory_and_resumes_exactly() {
     assert_eq!(lent.blob(), owned.state());
 }
 
-/// Every basis either steps in caller memory as in its own, or is refused up front with
-/// `LRE_ERR_UNSUPPORTED` (bases that share one matrix between buffers or keep more columns than
-/// they save), before any step.
+/// Every basis steps in caller memory bit for bit as in its own, from its first step: those
+/// that keep several buffers (nystrom, hebbian_learning) or working columns in one matrix, and
+/// those that allocate it on their first update (random, hebbian_learning), included — also
+/// with their buffers at the other columns they alternate between or kept across updates.
 #[test]
-fn every_basis_steps_in_caller_memory_or_is_refused() {
-    for member in lre::basis::FAMILY.components() {
-        let spec = format!("basis={}; chain=[adam]", member.name);
-        let sizes = sizes::<f32>(&spec);
-        let handle = Handle::new(&spec);
-        let mut bound = 0;
-        // SAFETY: a live handle and a place for the bound.
-        let status = unsafe { lre_optimizer_small_state_bound(handle.0, &mut bound) };
-        assert_eq!(status, Status::LRE_OK, "{spec}: {}", last_error());
-        let mut lent = Lent {
-            small: vec![0; bound],
-            small_len: 0,
-            arrays: vec![],
-            sizes: vec![],
-        };
-        match handle.lend(&sizes, &mut lent) {
-            Status::LRE_OK => lent_matches_owned::<f32>(&spec),
-            Status::LRE_ERR_UNSUPPORTED => {
-                assert!(last_error().contains("caller memory"), "{}", last_error())
-            }
-            other => panic!("{spec}: {other:?} {}", last_error()),
-        }
+fn every_basis_steps_in_caller_memory() {
+    let variants = [
+        "nystrom(omega_update_freq=3)",
+        "random(generate_freq=3)",
+        "hebbian_learning(opt=gd)",
+    ];
+    let members = lre::basis::FAMILY.components().map(|m| m.name);
+    for basis in members.chain(variants) {
+        let spec = format!("basis={basis}; chain=[adam]");
+        lent_matches_owned::<f32>(&spec);
     }
+    lent_matches_owned::<f64>("basis=nystrom; chain=[adam]");
 }

@@ -531,10 +531,12 @@ fn check_declared(opt: &CpuOptimizer<f32>, blob: &[u8], context: &str) {
         );
         let elements: u128 = shape.iter().map(|&d| d as u128).product();
         match decl.extent {
-            Extent::Vectors(count) | Extent::StoredVectors(_, count) => assert!(
-                shape.len() == 2 && shape[1] == n && shape[0] as u128 <= count,
-                "{context}: {name} has shape {shape:?}, declared {count} vectors of {n}"
-            ),
+            Extent::Vectors(count) | Extent::Within(count) | Extent::StoredVectors(_, count) => {
+                assert!(
+                    shape.len() == 2 && shape[1] == n && shape[0] as u128 <= count,
+                    "{context}: {name} has shape {shape:?}, declared {count} vectors of {n}"
+                )
+            }
             Extent::Host(_, len) => assert!(
                 elements <= len,
                 "{context}: {name} has {elements} elements, declared {len}"

@@ -29,7 +29,7 @@
 //! Cost: O(n·k²) per update, like the reference.
 
 use super::projection::{Cached, add_columns_scaled, project_columns};
-use super::store::{get_columns_in_place, put_columns};
+use super::store::{adopt_columns, get_block, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
 use crate::backend::Backend;
@@ -86,14 +86,19 @@ pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, seed): (&B, u64)) 
     Ok(Box::new(HebbianLearning::new(c, be, seed)?))
 }
 
-/// X and the AdamG momentum (rank columns each), the update count and AdamG's v.
+/// One matrix, `x`: X and scratch (two blocks of rank columns that alternate), the AdamG
+/// momentum (`m`, within `x`'s columns) and a correction's columns; the update count and
+/// AdamG's v.
 pub fn state(c: &Component, dims: &Dims) -> Declared {
     let r = c.usize("rank").min(dims.n);
-    let layout = Layout::new()
-        .vectors("x", r as u128)
-        .vectors("m", r as u128)
-        .u64s("updates", 1u8)
-        .f64s("v", 1u8);
+    let layout = match dims.columns {
+        Some(columns) => Layout::new()
+            .vectors("x", r.saturating_mul(3).saturating_add(columns) as u128)
+            .vectors_within("m", r as u128),
+        // Corrections as wide as the batch: no fixed size.
+        None => Layout::new().batch_sized("x").batch_sized("m"),
+    };
+    let layout = layout.u64s("updates", 1u8).f64s("v", 1u8);
     Declared { layout, rank: r }
 }
 
@@ -462,7 +467,10 @@ impl<B: Backend> Basis<B> for HebbianLearning<B> {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
         let r = self.rank;
         self.x_block = match dec.has("x") {
-            false => None,
+            false => {
+                adopt_columns(be, dec, "x", &mut self.matrix, 3 * r)?;
+                None
+            }
             true => {
                 let wrong = |name: &str| {
                     Error::new(
@@ -470,15 +478,16 @@ impl<B: Backend> Basis<B> for HebbianLearning<B> {
                         format!("hebbian_learning: {name} does not have rank = {r} columns"),
                     )
                 };
-                if get_columns_in_place(be, dec, "x", (&mut self.matrix, 0), 3 * r)? != r {
+                let (xb, count) = get_block(be, dec, "x", (&mut self.matrix, &[0, r]), 3 * r)?;
+                if count != r {
                     return Err(wrong("x"));
                 }
                 if self.with_momentum()
-                    && get_columns_in_place(be, dec, "m", (&mut self.matrix, 2 * r), 0)? != r
+                    && get_block(be, dec, "m", (&mut self.matrix, &[2 * r]), 0)?.1 != r
                 {
                     return Err(wrong("m"));
                 }
-                Some(0)
+                Some(xb / r.max(1))
             }
         };
         self.updates = dec.get_u64("updates")?;

@@ -9,7 +9,7 @@
 //! (one more pass, 2·n·rank² flops).
 
 use super::projection::{add_columns_scaled, project_columns};
-use super::store::{get_columns_in_place, put_columns};
+use super::store::{adopt_columns, get_block, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::correction::Correction;
 use crate::backend::Backend;
@@ -37,11 +37,12 @@ pub fn build_seeded<B: Backend + 'static>(c: &Component, (be, seed): (&B, u64)) 
     Ok(Box::new(Random::new(c, be, seed)?))
 }
 
-/// The current random columns and the update and draw counters.
+/// One matrix of two halves (the current random columns and the next, `q`), the update and
+/// draw counters.
 pub fn state(c: &Component, dims: &Dims) -> Declared {
     let r = c.usize("rank").min(dims.n);
     let layout = Layout::new()
-        .vectors("q", r as u128)
+        .vectors("q", r.saturating_mul(2) as u128)
         .u64s("updates", 1u8)
         .u64s("draws", 1u8);
     Declared { layout, rank: r }
@@ -147,20 +148,23 @@ impl<B: Backend> Basis<B> for Random<B> {
     }
 
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
+        let r = self.rank;
         self.half = match dec.has("q") {
             true => {
-                if get_columns_in_place(be, dec, "q", (&mut self.matrix, 0), 2 * self.rank)? != self.rank {
+                let (start, count) =
+                    get_block(be, dec, "q", (&mut self.matrix, &[0, r]), 2 * r)?;
+                if count != r {
                     return Err(Error::new(
                         Status::LRE_ERR_STATE,
-                        format!(
-                            "random: the state's Q does not have rank = {} columns",
-                            self.rank
-                        ),
+                        format!("random: the state's Q does not have rank = {r} columns"),
                     ));
                 }
-                Some(0)
+                Some(start / r.max(1))
             }
-            false => None,
+            false => {
+                adopt_columns(be, dec, "q", &mut self.matrix, 2 * r)?;
+                None
+            }
         };
         self.updates = dec.get_u64("updates")?;
         self.draws = dec.get_u64("draws")?;

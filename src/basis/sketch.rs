@@ -10,14 +10,15 @@
 //! computed on the host in f64; the new Q is written by one pass over [Q, U(, Ω)], and
 //! C = Q_newᵀQ_old is read off the small products (§8.1: "C is free").
 //!
-//! Layout of the matrix: Q in 0..rank, Ω in rank..rank + l, U after it. The two bases are this
+//! Layout of the matrix (one state buffer, `q`, so caller memory can hold it): Q in 0..rank, Ω in
+//! rank..rank + l, U after it. The two bases are this
 //! one struct; each file supplies its update (`randomized_eigen::update`, `nystrom::update`) as
 //! a function pointer, so this file calls neither.
 
 use super::Declared;
 use super::ema::{Ema, HandedOut};
 use super::projection::{Cached, add_columns_scaled, project_columns};
-use super::store::{get_columns_in_place, put_columns};
+use super::store::{get_block, put_columns};
 use super::{Basis, BasisChange, Outcome, Source};
 use crate::backend::Backend;
 use crate::component::Component;
@@ -28,24 +29,38 @@ use crate::state::layout::{Dims, Layout};
 use crate::state::{Decoder, Encoder};
 use faer::Mat;
 
-/// The state of a sketched basis (randomized_eigen, nystrom): l = min(rank + oversampling, n)
-/// columns Q with their eigenvalues, the update and draw counters, and Nyström's test matrix Ω.
+/// The state of a sketched basis (randomized_eigen, nystrom), one matrix: `q`, its columns
+/// (Q, then the working columns: the test matrix Ω of l = min(rank + oversampling, n) columns
+/// and a correction's c columns), the eigenvalues, the update and draw counters, and, for
+/// nystrom, Ω kept between updates (`omega`, within `q`'s columns).
 pub fn declared(c: &Component, dims: &Dims, nystrom: bool) -> Declared {
+    let rank = c.usize("rank").min(dims.n);
     let l = c
         .usize("rank")
         .saturating_add(c.usize("oversampling"))
         .min(dims.n);
-    let layout = Layout::new()
-        .vectors("q", l as u128)
+    let layout = match dims.columns {
+        Some(columns) => {
+            Layout::new().vectors("q", rank.saturating_add(l).saturating_add(columns) as u128)
+        }
+        // Corrections as wide as the batch: no fixed size.
+        None => Layout::new().batch_sized("q"),
+    };
+    let layout = layout
         .f64s("values", l as u128)
         .u64s("updates", 1u8)
         .u64s("draws", 1u8);
-    let layout = if nystrom {
-        layout.vectors("omega", l as u128)
-    } else {
-        layout
-    };
-    Declared { layout, rank: l }
+    match (nystrom, dims.columns) {
+        (false, _) => Declared { layout, rank: l },
+        (true, Some(_)) => Declared {
+            layout: layout.vectors_within("omega", l as u128),
+            rank: l,
+        },
+        (true, None) => Declared {
+            layout: layout.batch_sized("omega"),
+            rank: l,
+        },
+    }
 }
 
 /// Small products of one update, in the coordinates Z = [Q, U] (m = k + c columns).
@@ -338,7 +353,13 @@ impl<B: Backend> Basis<B> for Sketched<B> {
     fn load(&mut self, be: &B, dec: &mut Decoder<'_>) -> Result<()> {
         let bad = |what: &str| Error::new(Status::LRE_ERR_STATE, format!("basis: {what}"));
         let (values, shape) = dec.get::<f64>("values")?;
-        let k = get_columns_in_place(be, dec, "q", (&mut self.matrix, 0), self.rank + self.width)?;
+        let (_, k) = get_block(
+            be,
+            dec,
+            "q",
+            (&mut self.matrix, &[0]),
+            self.rank + self.width,
+        )?;
         if shape != [k] || k > self.rank {
             return Err(bad("the eigenvalues do not match the eigenvectors"));
         }
@@ -358,8 +379,7 @@ impl<B: Backend> Basis<B> for Sketched<B> {
         if let Method::Nystrom { has_omega, .. } = &mut self.method {
             *has_omega = stored_omega;
             if stored_omega
-                && get_columns_in_place(be, dec, "omega", (&mut self.matrix, self.rank), 0)?
-                    != self.width
+                && get_block(be, dec, "omega", (&mut self.matrix, &[self.rank]), 0)?.1 != self.width
             {
                 return Err(bad("the test matrix has the wrong width"));
             }

@@ -26,7 +26,7 @@ pub fn put_columns<B: Backend>(
 /// Reads a buffer written by [`put_columns`] into `m` from column `first` on, growing it to
 /// hold at least `min_columns`; returns the columns holding its rows, in order (first.. when
 /// read from the blob; the recorded slots when they are in caller memory). Caller memory lent
-/// for the buffer becomes `m`, which must then hold this buffer alone, from column 0.
+/// for the buffer becomes `m` ([`adopt_columns`]), which must then hold it from column 0.
 pub fn get_columns<B: Backend>(
     be: &B,
     dec: &mut Decoder<'_>,
@@ -34,17 +34,11 @@ pub fn get_columns<B: Backend>(
     (m, first): (&mut B::Matrix, usize),
     min_columns: usize,
 ) -> Result<Vec<usize>> {
-    if let Some(memory) = dec.take_lent(name) {
-        let lent = be.lend_matrix(memory, name)?;
-        let have = be.matrix_columns(&lent);
-        if first != 0 || have < min_columns {
-            return Err(Error::unsupported(format!(
-                "state buffer {name} shares its storage with other buffers or needs {} working \
-                 columns beyond its {have}; this configuration cannot step in caller memory",
-                (first + min_columns).saturating_sub(have)
-            )));
-        }
-        *m = lent;
+    if adopt_columns(be, dec, name, m, min_columns)? && first != 0 {
+        return Err(Error::unsupported(format!(
+            "state buffer {name} starts at column {first} of its matrix; this configuration \
+             cannot step in caller memory"
+        )));
     }
     if let Some(slots) = dec.lent_slots(name) {
         check_slots(name, &slots, be.matrix_is_lent(m), be.matrix_columns(m))?;
@@ -59,6 +53,31 @@ pub fn get_columns<B: Backend>(
         be.column_from_host(data, m, first + i)
     })?;
     Ok((first..first + count).collect())
+}
+
+/// Makes caller memory lent for buffer `name` the storage of `m`: all its columns usable from
+/// the start, never grown beyond them, so it must hold `min_columns` (the columns the basis
+/// works in; the buffer's declared capacity). False if none was lent.
+pub fn adopt_columns<B: Backend>(
+    be: &B,
+    dec: &mut Decoder<'_>,
+    name: &str,
+    m: &mut B::Matrix,
+    min_columns: usize,
+) -> Result<bool> {
+    let Some(memory) = dec.take_lent(name) else {
+        return Ok(false);
+    };
+    let lent = be.lend_matrix(memory, name)?;
+    let have = be.matrix_columns(&lent);
+    if have < min_columns {
+        return Err(Error::unsupported(format!(
+            "state buffer {name}: this configuration works in {min_columns} columns but \
+             {have} are lent, so it cannot step in caller memory"
+        )));
+    }
+    *m = lent;
+    Ok(true)
 }
 
 /// Writes n-vectors as a [len, n] buffer.
@@ -139,22 +158,23 @@ fn check_slots(name: &str, slots: &[usize], lent: bool, have: usize) -> Result<(
     Ok(())
 }
 
-/// [`get_columns`] for a matrix whose buffers sit at fixed columns: the rows must be at
-/// `first..`, as read from a blob; returns how many there are.
-pub fn get_columns_in_place<B: Backend>(
+/// [`get_columns`] for a matrix whose buffers sit in blocks of consecutive columns starting at
+/// `starts`: a blob's rows are read into the block at `starts[0]`; rows in caller memory must
+/// fill one of the blocks from its start. Returns that start and how many rows there are.
+pub fn get_block<B: Backend>(
     be: &B,
     dec: &mut Decoder<'_>,
     name: &str,
-    target: (&mut B::Matrix, usize),
+    (m, starts): (&mut B::Matrix, &[usize]),
     min_columns: usize,
-) -> Result<usize> {
-    let first = target.1;
-    let cols = get_columns(be, dec, name, target, min_columns)?;
-    if cols.iter().enumerate().any(|(i, &c)| c != first + i) {
+) -> Result<(usize, usize)> {
+    let cols = get_columns(be, dec, name, (m, starts[0]), min_columns)?;
+    let start = cols.first().map_or(starts[0], |&c| c);
+    if !starts.contains(&start) || cols.iter().enumerate().any(|(i, &c)| c != start + i) {
         return Err(Error::unsupported(format!(
-            "state buffer {name}: its rows are not at columns {first}.. of caller memory; this \
-             configuration cannot step in caller memory"
+            "state buffer {name}: its rows are not at columns {starts:?}.. of caller memory; \
+             this configuration cannot step in caller memory"
         )));
     }
-    Ok(cols.len())
+    Ok((start, cols.len()))
 }

@@ -55,6 +55,9 @@ pub enum LreBufferKind {
     LRE_BUFFER_VECTORS = 1,
     /// Its size follows the batch of batch steps: `rows` = `cols` = `bytes` = 0.
     LRE_BUFFER_BATCH_SIZED = 2,
+    /// n-sized like `LRE_BUFFER_VECTORS`, but kept among the columns of the nearest
+    /// `LRE_BUFFER_VECTORS` buffer before it: it has no caller memory of its own.
+    LRE_BUFFER_WITHIN = 3,
 }
 
 /// Longest buffer name `lre_buffer_info` holds, with its NUL (a literal in the struct, so that
@@ -92,6 +95,7 @@ fn info(decl: &BufferDecl, n: usize, params: ElemType) -> crate::error::Result<L
         Extent::Vectors(count) | Extent::StoredVectors(_, count) => {
             (LreBufferKind::LRE_BUFFER_VECTORS, n as u128, count)
         }
+        Extent::Within(count) => (LreBufferKind::LRE_BUFFER_WITHIN, n as u128, count),
         Extent::Host(_, len) => (LreBufferKind::LRE_BUFFER_HOST, len, 1),
         Extent::BatchSized => (LreBufferKind::LRE_BUFFER_BATCH_SIZED, 0, 0),
     };

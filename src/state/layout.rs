@@ -49,6 +49,11 @@ pub enum Extent {
     /// Up to this many vectors of length n in a fixed element type (a GGT window stored in
     /// bf16 or f16).
     StoredVectors(ElemType, u128),
+    /// Up to this many vectors of length n in the parameters' dtype, kept among the columns of
+    /// the nearest `Vectors` buffer declared before it (one matrix holds both): rows in a
+    /// blob, slots of that buffer's caller memory in a small state, no caller memory of their
+    /// own.
+    Within(u128),
     /// Small host data: up to this many elements of the given type.
     Host(ElemType, u128),
     /// Data whose size follows the batch of a batch step (per-sample Jacobians, corrections as
@@ -67,7 +72,7 @@ impl BufferDecl {
     /// Elements of the buffer at its largest.
     pub fn elements(&self, n: usize) -> u128 {
         match self.extent {
-            Extent::Vectors(count) | Extent::StoredVectors(_, count) => {
+            Extent::Vectors(count) | Extent::Within(count) | Extent::StoredVectors(_, count) => {
                 count.saturating_mul(n as u128)
             }
             Extent::Host(_, len) => len,
@@ -78,7 +83,7 @@ impl BufferDecl {
     /// Element type, given the parameters' element type.
     pub fn elem(&self, params: ElemType) -> ElemType {
         match self.extent {
-            Extent::Vectors(_) => params,
+            Extent::Vectors(_) | Extent::Within(_) => params,
             Extent::StoredVectors(elem, _) | Extent::Host(elem, _) => elem,
             Extent::BatchSized => ElemType::F64,
         }
@@ -112,6 +117,12 @@ impl Layout {
     /// Up to `count` n-vectors in the parameters' dtype.
     pub fn vectors(self, name: &str, count: impl Into<u128>) -> Layout {
         self.with(name, Extent::Vectors(count.into()))
+    }
+
+    /// Up to `count` n-vectors in the parameters' dtype among the columns of the `Vectors`
+    /// buffer declared last (`Extent::Within`).
+    pub fn vectors_within(self, name: &str, count: impl Into<u128>) -> Layout {
+        self.with(name, Extent::Within(count.into()))
     }
 
     /// Up to `count` n-vectors of element type `elem` (whatever the parameters' dtype).
@@ -203,7 +214,7 @@ impl Layout {
         let buffers = self.buffers.iter().fold(0u128, |sum, b| {
             let head = (1 + 4 + b.name.len() + 1 + 1 + 2 * 8) as u128;
             let data = match b.extent {
-                Extent::Vectors(count) if small => count.saturating_mul(8),
+                Extent::Vectors(count) | Extent::Within(count) if small => count.saturating_mul(8),
                 _ => b.elements(n).saturating_mul(b.elem(params).size() as u128),
             };
             sum.saturating_add(head).saturating_add(data)

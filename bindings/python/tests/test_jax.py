@@ -64,6 +64,25 @@ def test_jit_matches_core_bit_for_bit():
     assert float(quadratic_loss(params)) < 0.5 * float(quadratic_loss(make_params()))
 
 
+@pytest.mark.parametrize("basis", ["nystrom", "randomized_eigen", "random", "hebbian_learning"])
+def test_bases_with_one_matrix_of_several_buffers_step_in_arrays_like_core(basis):
+    """These bases keep working columns and a second buffer in one matrix, or allocate it on
+    their first update; their state is still arrays stepped in place, equal to lre.core's."""
+    spec = f"basis={basis}(rank=3); chain=[adam]"
+    opt = lre.jax.lre(spec, learning_rate=LR)
+    params = make_params()
+    state = opt.init(params)
+    step = jitted_step(opt)
+    core = lre.core.Optimizer(spec + f"; lr={LR}", flat(params).size)
+    for _ in range(6):
+        x = flat(params).copy()
+        before = x.copy()
+        core.step(x, flat(jax.grad(quadratic_loss)(params)))
+        params, state, updates = step(params, state)
+        np.testing.assert_array_equal(flat(updates), x - before)
+    assert lre.jax.to_c_state(state) == core.state()
+
+
 def test_float64_params_match_core_f64():
     with jax.enable_x64(True):
         opt = lre.jax.lre(SPEC, learning_rate=0.1)

@@ -102,14 +102,15 @@ _ENTRIES = {
 _DTYPE_CODES = {1: np.dtype(np.float32), 2: np.dtype(np.float64), 3: np.dtype(np.uint64),
                 # A GGT window in 16-bit storage: bfloat16 has no NumPy type, so its bits.
                 4: np.dtype(np.uint16), 5: np.dtype(np.float16)}
-_BUFFER_KINDS = {0: "host", 1: "vectors", 2: "batch_sized"}
+_BUFFER_KINDS = {0: "host", 1: "vectors", 2: "batch_sized", 3: "within"}
 
 
 class BufferInfo(NamedTuple):
     """One buffer of an optimizer's state at its largest (`Optimizer.state_layout()`): its name in
     the state blob, its kind ("vectors": `rows` = n and `cols` n-vectors in the params' dtype;
-    "host": `rows` small elements; "batch_sized": as large as the batch, no fixed size), element
-    type and bytes."""
+    "host": `rows` small elements; "batch_sized": as large as the batch, no fixed size;
+    "within": n-vectors kept among the columns of the "vectors" buffer before it, with no caller
+    memory of their own), element type and bytes."""
 
     name: str
     kind: str
