@@ -27,6 +27,8 @@ CASES = [
     ("dtype=f64", 1e-10),
     ("basis=eigen; chain=[adam]; dtype=f64", 1e-10),
     ("basis=randomized_eigen(eig_tol=1e-4, update_damping=1e-4); chain=[adam]; dtype=f64", 1e-10),
+    # omega is kept within q's columns (kind "within"): split by rows like q.
+    ("basis=nystrom(eig_tol=1e-4, update_damping=1e-4); chain=[adam]; dtype=f64", 1e-10),
     ("curvature=full_hutchinson_hessian(z=gaussian); basis=eigen; chain=[adam]; dtype=f64", 1e-10),
     ("", 1e-5),
 ]

@@ -132,7 +132,7 @@ def _vector_buffers(data: bytes, blob: _Blob, what: str) -> set:
         raise LREError(Status.LRE_ERR_UNSUPPORTED,
                        f"{what}: the buffers {', '.join(batch_sized)} are as large as the batch "
                        "(per-sample corrections); such states cannot be gathered or split")
-    vectors = {b.name for b in layout if b.kind == "vectors"}
+    vectors = {b.name for b in layout if b.kind in ("vectors", "within")}
     for b in blob.buffers:
         if b.name in vectors and (b.data.ndim != 2 or b.data.shape[1] != blob.n):
             raise _refuse(f"{what}: n-sized buffer {b.name} has shape {b.data.shape}, "
