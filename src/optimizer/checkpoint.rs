@@ -14,7 +14,14 @@ impl<T: Scalar> Optimizer<Cpu<T>> {
     pub fn from_state(bytes: &[u8]) -> Result<Self> {
         let mut dec = Decoder::new(bytes)?;
         let config = config_for::<T>(&dec, Device::Cpu)?;
-        let mut opt = Self::from_config(config, dec.n)?;
+        // A size the blob records that no optimizer can have is a bad state, not a bad argument.
+        let mut opt = Self::from_config(config, dec.n).map_err(|e| {
+            if e.status == Status::LRE_ERR_INVALID_ARGUMENT {
+                Error::new(Status::LRE_ERR_STATE, format!("the state's {}", e.message))
+            } else {
+                e
+            }
+        })?;
         opt.restore(&mut dec)?;
         Ok(opt)
     }
