@@ -452,6 +452,33 @@ fn hutchinson_with_l_inv_converges_much_faster_than_adam() {
     assert!(2 * lre <= adam, "LRE {lre} steps vs Adam {adam}");
 }
 
+#[test]
+fn ritz_window_of_gradient_probes_lets_l_inv_converge_where_the_sum_stalls() {
+    // Probes z = g (orthogonalized) on a 40-dimensional quadratic (condition 1e3), a window of 20
+    // pairs (H·z, z). Summed, L grows with the window count and the probes' lengths, so l_inv's
+    // steps shrink and no lr of the grid reaches the optimum in 300 steps; with combine=ritz
+    // the window is P·H·P (P onto the last 20 gradients) and l_inv at lr = 1 minimizes over
+    // that span: it converges.
+    let h = Quadratic::new(40, 1e3, 5);
+    let spec = |combine: &str, lr: f64| {
+        format!(
+            "curvature=full_hutchinson_hessian(z=g, orthogonalize=true); symmetrize=false; \
+             basis=ggt(history_size=20, combine={combine}); chain=[l_inv]; lr={lr}; dtype=f64"
+        )
+    };
+    let best = |combine: &str| {
+        [0.01, 0.03, 0.1, 0.3, 1.0]
+            .iter()
+            .map(|&lr| steps_to_converge(&h, &spec(combine, lr), 1e-6, 300))
+            .min()
+            .unwrap()
+    };
+    let (ritz, sum) = (best("ritz"), best("sum"));
+    println!("steps to loss < 1e-6 (best lr): combine=ritz {ritz}, combine=sum {sum}");
+    assert!(ritz < 300, "combine=ritz did not converge in 300 steps");
+    assert_eq!(sum, 300, "combine=sum converged in {sum} steps");
+}
+
 fn quadratic_grad(h: &Quadratic, x: &[f64]) -> Vec<f64> {
     h.times(x)
 }

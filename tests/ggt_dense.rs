@@ -350,3 +350,170 @@ fn a_failed_eigendecomposition_keeps_the_window_and_the_basis() {
     }
     assert_eq!(basis.eigenvalues(), twin.eigenvalues());
 }
+
+/// The matrix a basis represents, Σ_j λ_j q_j q_jᵀ, formed from its columns (damping 0).
+fn represented(basis: &mut Ggt<Cpu<f64>>, be: &Cpu<f64>) -> Vec<Vec<f64>> {
+    let values = basis.eigenvalues().unwrap().to_vec();
+    let k = values.len();
+    let columns: Vec<Vec<f64>> = (0..k).map(|j| implicit_column(basis, be, k, j)).collect();
+    (0..N)
+        .map(|r| {
+            (0..N)
+                .map(|c| {
+                    (0..k)
+                        .map(|j| values[j] * columns[j][r] * columns[j][c])
+                        .sum()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn combine_mean_represents_the_mean_of_the_window_corrections() {
+    // Corrections α·v·vᵀ (α = 1 or 2.5), then pairs (y = c·z, α): ½α(yzᵀ + zyᵀ) = α·c·zzᵀ, each
+    // counted once. After each update, ggt(combine=mean) represents (1/p)·Σ of the last
+    // p ≤ history_size corrections, formed densely here, and ggt(combine=sum) (the default) their
+    // sum.
+    const HISTORY: usize = 5;
+    for paired in [false, true] {
+        let be = Cpu::<f64>::new(N, 1);
+        let mut mean =
+            Ggt::new(&ggt(&format!("history_size={HISTORY}, combine=mean")), &be).unwrap();
+        let mut sum = Ggt::new(&ggt(&format!("history_size={HISTORY}")), &be).unwrap();
+        let mut rng = Xorshift(0x9E3779B97F4A7C15);
+        let mut window: Vec<Vec<Vec<f64>>> = Vec::new();
+        let mut largest_p = 0;
+        for step in 0..12 {
+            let v = rng.vector(N);
+            let alpha = if step % 3 == 0 { 2.5 } else { 1.0 };
+            let c = 1.0 + rng.uniform();
+            let y: Vec<f64> = v.iter().map(|x| c * x).collect();
+            let correction = Correction {
+                columns: vec![if paired { &y } else { &v }],
+                alpha: vec![alpha],
+                z: if paired { Some(vec![&v]) } else { None },
+                gradient_column: None,
+            };
+            mean.update(&be, &correction).unwrap();
+            sum.update(&be, &correction).unwrap();
+            let weight = alpha * if paired { c } else { 1.0 };
+            window.push(
+                (0..N)
+                    .map(|r| (0..N).map(|s| weight * v[r] * v[s]).collect())
+                    .collect(),
+            );
+            if window.len() > HISTORY {
+                window.remove(0);
+            }
+            let p = window.len();
+            largest_p = largest_p.max(p);
+            let dense_sum: Vec<Vec<f64>> = (0..N)
+                .map(|r| {
+                    (0..N)
+                        .map(|s| window.iter().map(|a| a[r][s]).sum())
+                        .collect()
+                })
+                .collect();
+            let scale = dense_sum
+                .iter()
+                .flatten()
+                .fold(0.0f64, |m, x| m.max(x.abs()));
+            for (basis, divisor, what) in [(&mut sum, 1.0, "sum"), (&mut mean, p as f64, "mean")] {
+                let got = represented(basis, &be);
+                for r in 0..N {
+                    for s in 0..N {
+                        let expected = dense_sum[r][s] / divisor;
+                        assert!(
+                            (got[r][s] - expected).abs() <= 1e-9 * scale,
+                            "step {step}, {what}: A[{r},{s}] = {}, dense {expected}",
+                            got[r][s]
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(largest_p, HISTORY, "the window should fill and wrap");
+    }
+}
+
+#[test]
+fn combine_ritz_represents_the_hessian_projected_onto_the_probes() {
+    // Pairs (H·z, z) with a dense SPD H (eigenvalues 1…10): after each update ggt(combine=ritz)
+    // represents P·H·P, P the orthogonal projector onto the last p ≤ history_size probes, formed
+    // here by Gram–Schmidt. Its size does not depend on p or on the probes' lengths.
+    const HISTORY: usize = 6;
+    let be = Cpu::<f64>::new(N, 1);
+    let mut basis = Ggt::new(&ggt(&format!("history_size={HISTORY}, combine=ritz")), &be).unwrap();
+    let mut rng = Xorshift(0xD1B54A32D192ED03);
+    let factors: Vec<Vec<f64>> = (0..N).map(|_| rng.vector(N)).collect();
+    // H = I + FᵀF scaled so its largest eigenvalue is about 10.
+    let gram: f64 = factors.iter().flatten().map(|x| x * x).sum::<f64>() / N as f64;
+    let h: Vec<Vec<f64>> = (0..N)
+        .map(|r| {
+            (0..N)
+                .map(|c| {
+                    let f: f64 = factors.iter().map(|row| row[r] * row[c]).sum();
+                    f * 9.0 / (gram * N as f64) + if r == c { 1.0 } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect();
+    let times_h = |v: &[f64]| -> Vec<f64> { h.iter().map(|row| dot(row, v)).collect() };
+    let mut probes: Vec<Vec<f64>> = Vec::new();
+    for step in 0..15 {
+        // Probes of different lengths: the projection must not depend on them.
+        let z: Vec<f64> = rng
+            .vector(N)
+            .iter()
+            .map(|x| x * (1.0 + step as f64))
+            .collect();
+        let hz = times_h(&z);
+        let correction = Correction {
+            columns: vec![&hz],
+            alpha: vec![1.0],
+            z: Some(vec![&z]),
+            gradient_column: None,
+        };
+        basis.update(&be, &correction).unwrap();
+        probes.push(z);
+        if probes.len() > HISTORY {
+            probes.remove(0);
+        }
+        let mut q: Vec<Vec<f64>> = Vec::new();
+        for z in &probes {
+            let mut v = z.clone();
+            for _ in 0..2 {
+                for u in &q {
+                    let d = dot(u, &v);
+                    v.iter_mut().zip(u).for_each(|(x, ui)| *x -= d * ui);
+                }
+            }
+            let length = norm(&v);
+            q.push(v.iter().map(|x| x / length).collect());
+        }
+        let project = |v: &[f64]| -> Vec<f64> {
+            let mut out = vec![0.0; N];
+            for u in &q {
+                let d = dot(u, v);
+                out.iter_mut().zip(u).for_each(|(o, ui)| *o += d * ui);
+            }
+            out
+        };
+        let got = represented(&mut basis, &be);
+        for c in 0..N {
+            let mut e = vec![0.0; N];
+            e[c] = 1.0;
+            let expected = project(&times_h(&project(&e)));
+            for r in 0..N {
+                assert!(
+                    (got[r][c] - expected[r]).abs() <= 1e-9,
+                    "step {step}: A[{r},{c}] = {}, P·H·P {}",
+                    got[r][c],
+                    expected[r]
+                );
+            }
+        }
+        assert_eq!(basis.rank(), Some(probes.len()), "step {step}: rank p");
+    }
+}

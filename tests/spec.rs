@@ -9,7 +9,7 @@ use lre::{Config, CpuOptimizer, Dtype, Error, Status};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The canonical form of the default configuration, every default filled in.
-const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=100, storage=params, truncate=none, eig_tol=1e-5, \
+const CANONICAL_DEFAULT: &str = "curvature=covariance; basis=ggt(history_size=100, storage=params, combine=sum, truncate=none, eig_tol=1e-5, \
      damping=0, rdamping=0, abs=false); chain=[adam(beta1=0.9, beta2=0.999, eps=1e-8, amsgrad_beta=none), \
      cautious, clip_norm_by_ema(beta=0.99, max_growth=1.2, normalize=true, min_norm=0.01, init=0.1)]; \
      lr=0.01; weight_decay=0; update_freq=1; init_steps=0; symmetrize=true; seed=0; dtype=f32; device=cpu; \
@@ -353,6 +353,65 @@ fn diagonal_and_warmup_print_only_when_set() {
     spec_error("warmup=-1", &["\"-1\"", "warmup", ">= 0"]);
     spec_error("warmup=2.5", &["\"2.5\"", "warmup", "integer"]);
     spec_error("warmup=1; warmup=2", &["warmup", "twice"]);
+}
+
+/// ggt's `combine` (docs/algorithm.md §3.2): `sum` by default (the reference's window), `mean`
+/// and `ritz` on request, printed in the canonical form; `ritz` needs paired Hessian corrections.
+#[test]
+fn ggt_combine_defaults_to_sum_and_accepts_mean_and_ritz() {
+    let default = Config::default();
+    assert_eq!(default.basis.word("combine"), "sum");
+    for word in ["mean", "ritz"] {
+        let (config, printed) = round_trip(&format!(
+            "basis=ggt(history_size=7, combine={word}); chain=[l_inv]"
+        ));
+        assert_eq!(config.basis.word("combine"), word);
+        assert!(
+            printed.contains(&format!(
+                "ggt(history_size=7, storage=params, combine={word},"
+            )),
+            "{printed}"
+        );
+        let mut expected = parse_ok("basis=ggt(history_size=7); chain=[l_inv]");
+        expected.basis.set("combine", Value::Word(word)).unwrap();
+        assert_eq!(config, expected);
+    }
+    let hessian =
+        "curvature=full_hutchinson_hessian; basis=ggt(combine=ritz); chain=[l_inv]; dtype=f64";
+    CpuOptimizer::<f64>::from_spec(&format!("{hessian}; symmetrize=false"), 8).unwrap();
+    CpuOptimizer::<f64>::from_spec(&hessian.replace("ritz", "mean"), 8).unwrap();
+    // Symmetrized corrections have no probe to project onto: refused at creation.
+    let Err(refused) = CpuOptimizer::<f64>::from_spec(hessian, 8) else {
+        panic!("combine=ritz with symmetrized corrections was accepted");
+    };
+    assert_eq!(refused.status, Status::LRE_ERR_SPEC);
+    assert!(
+        refused.message.contains("combine=ritz"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains("symmetrize=false"),
+        "{}",
+        refused.message
+    );
+    let Err(covariance) = CpuOptimizer::<f64>::from_spec("basis=ggt(combine=ritz); dtype=f64", 8)
+    else {
+        panic!("combine=ritz over the covariance curvature was accepted");
+    };
+    assert_eq!(covariance.status, Status::LRE_ERR_SPEC);
+    spec_error(
+        "basis=ggt(combine=median)",
+        &["\"median\"", "combine", "one of sum, mean, ritz"],
+    );
+    spec_error(
+        "basis=ggt(combine=1)",
+        &["combine", "one of sum, mean, ritz"],
+    );
+    spec_error(
+        "basis=ggt(combine=mean, combine=sum)",
+        &["combine", "twice"],
+    );
 }
 
 #[test]

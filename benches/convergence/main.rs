@@ -47,7 +47,7 @@ pub struct Configuration {
 /// The first entry is the baseline: `basis=identity; chain=[adam]` is plain Adam. The second
 /// is LRE's default configuration and the third the reference's recommended one, the subjects of
 /// the goals; then the candidates of issue 16 and earlier configurations.
-pub const CONFIGURATIONS: [Configuration; 15] = [
+pub const CONFIGURATIONS: [Configuration; 17] = [
     Configuration {
         name: "Adam",
         spec: "basis=identity; chain=[adam]",
@@ -86,6 +86,22 @@ pub const CONFIGURATIONS: [Configuration; 15] = [
         name: "hessian + l_inv",
         spec: "curvature=full_hutchinson_hessian(orthogonalize=true); symmetrize=false; \
                basis=ggt(history_size=100); chain=[l_inv]",
+    },
+    // The same Hessian samples, the window representing their mean (ggt's combine=mean): L keeps
+    // the Hessian's scale instead of growing with the window count, so l_inv's step does not
+    // shrink.
+    Configuration {
+        name: "hessian mean + l_inv",
+        spec: "curvature=full_hutchinson_hessian(orthogonalize=true); symmetrize=false; \
+               basis=ggt(history_size=100, combine=mean); chain=[l_inv]",
+    },
+    // Pairs (Hg, g), the window representing H projected onto span of the last 100 gradients
+    // (ggt's combine=ritz): l_inv takes exact Newton steps in that Krylov-like subspace, at any
+    // window count. (Random probes with ritz still stalled on the quadratic: loss 18.)
+    Configuration {
+        name: "hessian ritz + l_inv",
+        spec: "curvature=full_hutchinson_hessian(z=g, orthogonalize=true); symmetrize=false; \
+               basis=ggt(history_size=100, combine=ritz); chain=[l_inv]",
     },
     // BFGS from Hessian-vector products with Adam in its basis: as good as chain=[l_inv]
     // where that converges, and it never diverged on this grid (l_inv did at the top lrs).

@@ -14,6 +14,15 @@
 //! C = W_newᵀ·(M_newᵀM_old)·W_old, with M_newᵀM_old read off K_old and the new Gram rows.
 //! Per update: one pass over the window per new column and one to unproject; O(m³) small work.
 //!
+//! `combine` says what the window represents (docs/algorithm.md §3.2); nothing more is kept:
+//! * `sum` (the default, the reference's): A above;
+//! * `mean`: A/p, p the number of corrections in the window (a pair counts once): E is divided
+//!   by p and the K^½ path is taken;
+//! * `ritz`: for pairs (y, z) = (H·z, z), the Rayleigh–Ritz projection of H onto span(Z):
+//!   A = Z·K_zz⁻¹·T·K_zz⁻¹·Zᵀ with T = sym(Zᵀ·Y·D), read off K; W has rows only for the z columns:
+//!   K_zz = V·Σ·Vᵀ (rank r), S = Σ^{-½}VᵀTVΣ^{-½} + damping·I, (λ, P) = eig(S), W_z = VΣ^{-½}P.
+//!   Its size does not grow with the window count, and it is H itself once span(Z) is the space.
+//!
 //! `storage=bf16` / `storage=f16` keeps the window in 16 bits (`backend::packed`): each new
 //! column is rounded once, with a power-of-two scale of its own, and its Gram entries are
 //! products of the column as rounded, so K is the Gram matrix of the window as stored.
@@ -49,6 +58,13 @@ pub static COMPONENTS: [ComponentSpec; 1] = [
                 &["params", "bf16", "f16"],
                 "element type of the window: the parameters' dtype, or 16 bits (half the memory \
                  and traffic; rounded once per column, with a power-of-two scale per column)",
+            ),
+            word(
+                "combine",
+                "sum",
+                &["sum", "mean", "ritz"],
+                "the window represents the sum of its corrections, their mean, or (pairs \
+                 (H·z, z)) H projected onto the probes' span, for l_inv's Newton steps",
             ),
             TRUNCATE,
             eig_tol(1e-5),
@@ -178,6 +194,8 @@ pub struct Ggt<B: Backend> {
     reg: Regularization,
     damping: f64,
     rdamping: f64,
+    /// What the window represents.
+    combine: Combine,
     current: Option<Current>,
     /// Products of the last correction's columns (y's) with the window as it now is, by
     /// correction column (`None` for columns that did not enter the window).
@@ -208,6 +226,7 @@ impl<B: Backend + 'static> Ggt<B> {
             },
             damping: c.f64("damping"),
             rdamping: c.f64("rdamping"),
+            combine: combine(c),
             current: None,
             cached: Vec::new(),
         })
@@ -238,18 +257,28 @@ impl<B: Backend + 'static> Ggt<B> {
     /// The eigenbasis of A = M·E·Mᵀ from K = MᵀM and the roles, or why there is none.
     fn eigenbasis(&self, gram: &Mat<f64>, roles: &[Role]) -> Result<Current, String> {
         let m = gram.nrows();
-        let unit = roles.iter().all(|r| *r == Role::Single(1.0));
+        let unit =
+            self.combine == Combine::Sum && roles.iter().all(|r| *r == Role::Single(1.0));
         let (values, vectors, coeffs_of) = if unit {
             let damped = Mat::from_fn(m, m, |i, j| {
                 gram[(i, j)] + if i == j { self.damping } else { 0.0 }
             });
             let (values, vectors) = symmetric_eigen(&damped).map_err(|e| e.to_string())?;
             (values, vectors, None)
+        } else if self.combine == Combine::Ritz {
+            let (values, vectors, inverse_half) = self.ritz(gram, roles)?;
+            (values, vectors, Some(inverse_half))
         } else {
             let (sigma, w) = symmetric_eigen(gram).map_err(|e| e.to_string())?;
             let top = sigma.iter().copied().fold(0.0, f64::max);
             let rank: Vec<usize> = (0..m).filter(|&i| sigma[i] > GRAM_RANK_TOL * top).collect();
-            let weights = weights(roles);
+            let share = if self.combine == Combine::Mean {
+                let corrections = roles.iter().filter(|r| !matches!(r, Role::PairZ)).count();
+                1.0 / corrections.max(1) as f64
+            } else {
+                1.0
+            };
+            let weights = weights(roles, share);
             // B = Wₖ·Σ^½ (m×r): S = Bᵀ·E·B.
             let half = Mat::from_fn(m, rank.len(), |i, j| {
                 w[(i, rank[j])] * sigma[rank[j]].sqrt()
@@ -289,15 +318,89 @@ impl<B: Backend + 'static> Ggt<B> {
     }
 }
 
-/// E: each column's weight in A = M·E·Mᵀ.
-fn weights(roles: &[Role]) -> Mat<f64> {
+impl<B: Backend> Ggt<B> {
+    /// The Rayleigh–Ritz problem of `combine=ritz`: S's eigenpairs and K_zz^{-½} as window
+    /// coefficients (m×r, zero on the y rows).
+    fn ritz(&self, gram: &Mat<f64>, roles: &[Role]) -> Result<SmallEigen, String> {
+        // (y row, z row, α) of every pair.
+        let pairs: Vec<(usize, usize, f64)> = roles
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match *r {
+                Role::PairY(a) => Some((i, i + 1, a)),
+                _ => None,
+            })
+            .collect();
+        if pairs.len() * 2 != roles.len() {
+            return Err("combine=ritz needs paired corrections (H·z, z)".into());
+        }
+        let q = pairs.len();
+        let kzz = Mat::from_fn(q, q, |a, b| gram[(pairs[a].1, pairs[b].1)]);
+        let (sigma, v) = symmetric_eigen(&kzz).map_err(|e| e.to_string())?;
+        let top = sigma.iter().copied().fold(0.0, f64::max);
+        let rank: Vec<usize> = (0..q).filter(|&i| sigma[i] > GRAM_RANK_TOL * top).collect();
+        let inverse_half_z = Mat::from_fn(q, rank.len(), |a, j| v[(a, rank[j])] / sigma[rank[j]].sqrt());
+        // T = sym(Zᵀ·Y·D): z_aᵀ(α_b·y_b), symmetrized.
+        let t = Mat::from_fn(q, q, |a, b| {
+            let (ya, za, alpha_a) = pairs[a];
+            let (yb, zb, alpha_b) = pairs[b];
+            0.5 * (alpha_b * gram[(za, yb)] + alpha_a * gram[(ya, zb)])
+        });
+        let s = mul_tn(inverse_half_z.as_ref(), mul(t.as_ref(), inverse_half_z.as_ref()).as_ref());
+        let damped = Mat::from_fn(s.nrows(), s.ncols(), |i, j| {
+            s[(i, j)] + if i == j { self.damping } else { 0.0 }
+        });
+        let (values, vectors) = symmetric_eigen(&damped).map_err(|e| e.to_string())?;
+        let mut inverse_half = Mat::zeros(roles.len(), rank.len());
+        for (a, &(_, z, _)) in pairs.iter().enumerate() {
+            for j in 0..rank.len() {
+                inverse_half[(z, j)] = inverse_half_z[(a, j)];
+            }
+        }
+        Ok((values, vectors, inverse_half))
+    }
+}
+
+/// Eigenvalues and eigenvectors of a small problem, and the window coefficients (m×r) they
+/// multiply.
+type SmallEigen = (Vec<f64>, Mat<f64>, Mat<f64>);
+
+/// What a ggt window represents (`combine`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Combine {
+    Sum,
+    Mean,
+    Ritz,
+}
+
+fn combine(c: &Component) -> Combine {
+    match c.word("combine") {
+        "mean" => Combine::Mean,
+        "ritz" => Combine::Ritz,
+        _ => Combine::Sum,
+    }
+}
+
+/// Refuses `combine=ritz` unless the curvature's corrections are kept as pairs (H·z, z).
+pub fn check_pairs(c: &Component, paired: bool) -> Result<()> {
+    if c.name() == "ggt" && combine(c) == Combine::Ritz && !paired {
+        return Err(Error::spec(
+            "basis ggt(combine=ritz) projects H onto its probes and needs corrections kept as \
+             pairs (H·z, z): a Hessian curvature (full_hutchinson_hessian) with symmetrize=false",
+        ));
+    }
+    Ok(())
+}
+
+/// E: each column's weight in A = M·E·Mᵀ, times `share` (1/p for `scale=mean`).
+fn weights(roles: &[Role], share: f64) -> Mat<f64> {
     let mut e = Mat::zeros(roles.len(), roles.len());
     for (i, role) in roles.iter().enumerate() {
         match *role {
-            Role::Single(a) => e[(i, i)] = a,
+            Role::Single(a) => e[(i, i)] = share * a,
             Role::PairY(a) => {
-                e[(i, i + 1)] = 0.5 * a;
-                e[(i + 1, i)] = 0.5 * a;
+                e[(i, i + 1)] = 0.5 * share * a;
+                e[(i + 1, i)] = 0.5 * share * a;
             }
             Role::PairZ => {}
         }

@@ -22,7 +22,14 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
     /// A fresh optimizer with the configuration, dtype and n a blob records.
     pub(super) fn from_state_header(dec: &Decoder<'_>) -> Result<Self> {
         let config = config_for::<T>(dec, Device::Cpu)?;
-        Self::from_config(config, dec.n)
+        // A size the blob records that no optimizer can have is a bad state, not a bad argument.
+        Self::from_config(config, dec.n).map_err(|e| {
+            if e.status == Status::LRE_ERR_INVALID_ARGUMENT {
+                Error::new(Status::LRE_ERR_STATE, format!("the state's {}", e.message))
+            } else {
+                e
+            }
+        })
     }
 
     /// Recreates an optimizer from a file written by `save_file`.

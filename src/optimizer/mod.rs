@@ -148,6 +148,9 @@ impl<B: Backend + 'static> Optimizer<B> {
                  sharded optimizer (global_ndim, shard_offset) cannot use them",
             ));
         }
+        let dims = crate::state::layout::Dims::new(n, 1, config.symmetrize);
+        let paired = curvature::state(&config.curvature, &dims).paired;
+        basis::ggt::check_pairs(&config.basis, paired)?;
         let basis = basis::build_seeded(&config.basis, (&backend, config.seed))?;
         if curvature.needs_eigenvalues() && !basis.provides_eigenvalues() {
             return Err(Error::spec(format!(
