@@ -197,6 +197,10 @@ fn xla_ffi_mirror_matches_the_installed_jaxlib_header() {
             offset_of!(c_api::Api, internal_api),
         ),
         (
+            "XLA_FFI_Api.XLA_FFI_Error_Create",
+            offset_of!(c_api::Api, error_create),
+        ),
+        (
             "XLA_FFI_Api.XLA_FFI_Stream_Get",
             offset_of!(c_api::Api, stream_get),
         ),
@@ -228,10 +232,6 @@ fn xla_ffi_mirror_matches_the_installed_jaxlib_header() {
         (
             "XLA_FFI_DeviceOrdinal_Get_Args.device_ordinal",
             offset_of!(c_api::DeviceOrdinalGetArgs, device_ordinal),
-        ),
-        (
-            "XLA_FFI_Api.XLA_FFI_Error_Create",
-            offset_of!(c_api::Api, error_create),
         ),
         ("XLA_FFI_API_MAJOR", c_api::API_MAJOR as usize),
         ("XLA_FFI_API_MINOR", c_api::API_MINOR as usize),
