@@ -52,7 +52,7 @@ echo "== examples/cuda/train.cu: the C API with cudaMalloc'd vectors"
 timeout 120 "$bin/cuda-train" || status=1
 
 echo "== the JAX GPU step (lre.jax's CUDA handlers) against lre.core"
-LRE_LIBRARY="$PWD/$bin/liblre.so" PYTHONPATH="$PWD/bindings/python/src${PYTHONPATH:+:$PYTHONPATH}" \
+LRE_LIBRARY="$PWD/$bin/liblre.so.1" PYTHONPATH="$PWD/bindings/python/src${PYTHONPATH:+:$PYTHONPATH}" \
     timeout 300 python3 tests/gpu/jax_step.py || status=1
 
 echo "== device=cuda:0 as the library reports it"
