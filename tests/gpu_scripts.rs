@@ -133,8 +133,17 @@ fn the_jax_gpu_check_passes_on_the_cpu_platform() {
     let cpu = run("cpu");
     let out = String::from_utf8_lossy(&cpu.stdout);
     assert!(cpu.status.success(), "{}", process::report(&cpu));
-    assert_eq!(out.lines().filter(|l| l.starts_with("PASS")).count(), 6, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("PASS")).count(),
+        6,
+        "{out}"
+    );
     let missing = run("rocm");
-    assert_eq!(missing.status.code(), Some(2), "{}", process::report(&missing));
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "{}",
+        process::report(&missing)
+    );
     assert!(String::from_utf8_lossy(&missing.stdout).starts_with("NOT RUN"));
 }
