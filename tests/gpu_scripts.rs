@@ -2,8 +2,10 @@
 //! the test binaries) and tests/gpu/run.sh (on the GPU machine, which has no Rust toolchain:
 //! runs only what was collected). Both parse; every binary listed in tests/gpu/binaries.txt is
 //! a test of this crate; run.sh never calls cargo; a collection made by prepare.sh is under the
-//! 64 MiB the device tool carries; the GPU kernel check's numpy reference is the Rust stream.
+//! 64 MiB the device tool carries; the GPU kernel check's numpy reference is the Rust stream;
+//! the JAX GPU step check (tests/gpu/jax_step.py) passes on JAX's CPU platform.
 
+mod common;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/setup.rs"]
@@ -111,4 +113,37 @@ for stream in range(3):
             );
         }
     }
+}
+
+/// tests/gpu/jax_step.py, run here on JAX's CPU platform against this run's library, passes
+/// every configuration (so on the GPU machine only the platform differs); without the platform
+/// it asks for, it says so and exits 2.
+#[test]
+fn the_jax_gpu_check_passes_on_the_cpu_platform() {
+    let python = setup::python_env("python-env", "bindings/python/requirements-test.txt");
+    let run = |platform: &str| {
+        process::run(
+            Command::new(python.join("python"))
+                .arg(crate_root().join("tests/gpu/jax_step.py"))
+                .env("LRE_JAX_PLATFORM", platform)
+                .env("LRE_LIBRARY", common::library_dir().join("liblre.so"))
+                .env("PYTHONPATH", crate_root().join("bindings/python/src")),
+        )
+    };
+    let cpu = run("cpu");
+    let out = String::from_utf8_lossy(&cpu.stdout);
+    assert!(cpu.status.success(), "{}", process::report(&cpu));
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("PASS")).count(),
+        6,
+        "{out}"
+    );
+    let missing = run("rocm");
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "{}",
+        process::report(&missing)
+    );
+    assert!(String::from_utf8_lossy(&missing.stdout).starts_with("NOT RUN"));
 }

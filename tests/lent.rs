@@ -477,3 +477,28 @@ fn every_basis_steps_in_caller_memory() {
     }
     lent_matches_owned::<f64>("basis=nystrom; chain=[adam]");
 }
+
+/// Device memory lent to a host optimizer (a CUDA handler's memory reaching the CPU backend) is
+/// refused with an error naming the buffer, never read as a host slice.
+#[test]
+fn a_host_backend_refuses_lent_device_memory() {
+    use lre::backend::{Backend, Cpu, LentMemory};
+    let be = Cpu::<f32>::new(4, 1);
+    let device = || LentMemory::Device {
+        address: 0x1000,
+        bytes: 32,
+    };
+    let errors = [
+        be.lend_matrix(device(), "basis/window").err(),
+        be.lend_vectors(device(), "basis/window").err(),
+    ];
+    for e in errors {
+        let e = e.expect("device memory refused");
+        assert_eq!(e.status, Status::LRE_ERR_INVALID_ARGUMENT);
+        assert!(
+            e.message.contains("basis/window") && e.message.contains("device memory"),
+            "{}",
+            e.message
+        );
+    }
+}

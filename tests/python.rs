@@ -200,6 +200,39 @@ fn xla_ffi_mirror_matches_the_installed_jaxlib_header() {
             "XLA_FFI_Api.XLA_FFI_Error_Create",
             offset_of!(c_api::Api, error_create),
         ),
+        (
+            "XLA_FFI_Api.XLA_FFI_Stream_Get",
+            offset_of!(c_api::Api, stream_get),
+        ),
+        (
+            "XLA_FFI_Api.XLA_FFI_DeviceOrdinal_Get",
+            offset_of!(c_api::Api, device_ordinal_get),
+        ),
+        ("sizeof(XLA_FFI_Api)", size_of::<c_api::Api>()),
+        (
+            "sizeof(XLA_FFI_Stream_Get_Args)",
+            size_of::<c_api::StreamGetArgs>(),
+        ),
+        (
+            "XLA_FFI_Stream_Get_Args.ctx",
+            offset_of!(c_api::StreamGetArgs, ctx),
+        ),
+        (
+            "XLA_FFI_Stream_Get_Args.stream",
+            offset_of!(c_api::StreamGetArgs, stream),
+        ),
+        (
+            "sizeof(XLA_FFI_DeviceOrdinal_Get_Args)",
+            size_of::<c_api::DeviceOrdinalGetArgs>(),
+        ),
+        (
+            "XLA_FFI_DeviceOrdinal_Get_Args.ctx",
+            offset_of!(c_api::DeviceOrdinalGetArgs, ctx),
+        ),
+        (
+            "XLA_FFI_DeviceOrdinal_Get_Args.device_ordinal",
+            offset_of!(c_api::DeviceOrdinalGetArgs, device_ordinal),
+        ),
         ("XLA_FFI_API_MAJOR", c_api::API_MAJOR as usize),
         ("XLA_FFI_API_MINOR", c_api::API_MINOR as usize),
         ("Metadata", c_api::EXTENSION_METADATA as usize),

@@ -53,6 +53,37 @@ fn not_lendable(name: &str) -> Error {
     ))
 }
 
+/// Caller memory lent to an optimizer for one call (see `Backend::lend_matrix`): a host slice,
+/// or a range of device memory, which the host must never read through a reference.
+pub enum LentMemory {
+    Host(&'static mut [u8]),
+    Device { address: u64, bytes: usize },
+}
+
+impl LentMemory {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            LentMemory::Host(memory) => memory.len(),
+            LentMemory::Device { bytes, .. } => *bytes,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The host slice, or why device memory cannot serve a host backend.
+    pub fn host(self, name: &str) -> Result<&'static mut [u8]> {
+        match self {
+            LentMemory::Host(memory) => Ok(memory),
+            LentMemory::Device { .. } => Err(Error::invalid(format!(
+                "state buffer {name}: device memory was lent to an optimizer on the host"
+            ))),
+        }
+    }
+}
+
 /// Why an input vector was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InputError {
@@ -225,13 +256,13 @@ pub trait Backend: Send + Clone {
     /// A matrix whose columns are caller memory lent for one call (`memory`: whole n-vectors,
     /// in this backend's element type, suitably aligned), or why not (`name` names the
     /// buffer). Its columns are all usable from the start and it never grows beyond them.
-    fn lend_matrix(&self, memory: &'static mut [u8], name: &str) -> Result<Self::Matrix> {
+    fn lend_matrix(&self, memory: LentMemory, name: &str) -> Result<Self::Matrix> {
         let _ = memory;
         Err(not_lendable(name))
     }
 
     /// The n-vectors of lent caller memory (see `lend_matrix`), vector i being slot i.
-    fn lend_vectors(&self, memory: &'static mut [u8], name: &str) -> Result<Vec<Self::Vector>> {
+    fn lend_vectors(&self, memory: LentMemory, name: &str) -> Result<Vec<Self::Vector>> {
         let _ = memory;
         Err(not_lendable(name))
     }

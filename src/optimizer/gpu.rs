@@ -2,12 +2,13 @@
 //! `device=cuda:N`; the parameters, gradients and HVP vectors they step are device vectors.
 
 use super::{Optimizer, check_dtype};
-use crate::backend::Scalar;
 use crate::backend::cuda::{self, Cuda};
+use crate::backend::{LentMemory, Scalar};
 use crate::error::{Error, Result};
 use crate::spec::{Config, Device};
 use crate::state::Decoder;
 use std::ffi::c_void;
+use std::sync::Arc;
 
 /// The CUDA optimizer for element type `T` (f32 or f64).
 pub type CudaOptimizer<T> = Optimizer<Cuda<T>>;
@@ -47,6 +48,25 @@ impl<T: Scalar> Optimizer<Cuda<T>> {
         let mut opt = Self::from_config(config, dec.n)?;
         opt.restore(&mut dec)?;
         Ok(opt)
+    }
+
+    /// The optimizer of a small state (or a full blob) on an opened device (`cuda:ordinal`),
+    /// whose n-sized buffers are device memory lent for one call (`Optimizer::lend_state`).
+    pub fn from_lent_on(
+        device: Arc<cuda::Device>,
+        ordinal: u32,
+        state: &[u8],
+        lent: Vec<LentMemory>,
+    ) -> Result<Self> {
+        let dec = Decoder::new(state)?;
+        let config = super::checkpoint::config_for::<T>(&dec, Device::Cuda(ordinal))?;
+        if config.sharded() {
+            return Err(Error::unsupported(
+                "a sharded optimizer (global_ndim, shard_offset) runs on the CPU only",
+            ));
+        }
+        let n = dec.n;
+        Optimizer::new(config, Cuda::new(device, n)?)?.lend_state(dec, lent)
     }
 
     /// Queues the optimizer's GPU work on the caller's CUDA stream (a `CUstream` /

@@ -1,11 +1,12 @@
 //! Stepping in caller memory: an optimizer whose n-sized buffers (the `Extent::Vectors` ones of
 //! its layout) are memory its caller lends for one call, and whose other state travels as a
-//! small state (docs/state-format.md). Lent memory is borrowed as `&'static mut` slices that
-//! only `src/ffi` creates; it drops the optimizer before its call returns.
+//! small state (docs/state-format.md). Lent memory (host slices, or device ranges on a GPU) is
+//! borrowed as `LentMemory` that only `src/ffi` creates; it drops the optimizer before its call
+//! returns.
 
 use super::Optimizer;
 use crate::backend::cpu::VectorStorage;
-use crate::backend::{Backend, Cpu, Scalar};
+use crate::backend::{Backend, Cpu, LentMemory, Scalar};
 use crate::elem::ElemType;
 use crate::error::{Error, Result, Status};
 use crate::state::layout::Extent;
@@ -19,11 +20,34 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
     /// there. Configurations whose state follows the batch size are refused
     /// (`LRE_ERR_UNSUPPORTED`).
     pub fn from_lent(state: &[u8], lent: Vec<&'static mut [u8]>) -> Result<Self> {
-        let mut dec = Decoder::new(state)?;
-        let mut opt = Self::from_state_header(&dec)?;
-        let sizes: Vec<usize> = lent.iter().map(|m| m.len()).collect();
-        opt.check_lent(&sizes)?;
-        let names: Vec<String> = opt
+        let dec = Decoder::new(state)?;
+        let opt = Self::from_state_header(&dec)?;
+        opt.lend_state(dec, lent.into_iter().map(LentMemory::Host).collect())
+    }
+
+    /// The names of the n-sized buffers a small state (or a full blob) keeps in caller memory,
+    /// in order: how many arrays come with it.
+    pub fn lent_names(state: &[u8]) -> Result<Vec<String>> {
+        let opt = Self::from_state_header(&Decoder::new(state)?)?;
+        let names = opt
+            .lent_buffers()?
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        Ok(names)
+    }
+}
+
+impl<B: Backend + 'static> Optimizer<B> {
+    /// This optimizer (created from the header of `dec`) restored from `dec` with its n-sized
+    /// buffers in `lent`: one region per n-sized buffer of the layout, in layout order, each of
+    /// exactly its bytes. A full blob's n-sized data is copied into the lent memory; a small
+    /// state's already is there. Configurations whose state follows the batch size, or that
+    /// keep a lent buffer in their own memory, are refused (`LRE_ERR_UNSUPPORTED`).
+    pub fn lend_state(mut self, mut dec: Decoder<'_>, lent: Vec<LentMemory>) -> Result<Self> {
+        let sizes: Vec<usize> = lent.iter().map(LentMemory::len).collect();
+        self.check_lent(&sizes)?;
+        let names: Vec<String> = self
             .lent_buffers()?
             .iter()
             .map(|(n, _)| n.to_string())
@@ -31,14 +55,14 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
         for (name, memory) in names.iter().zip(lent) {
             dec.lend(name, memory);
         }
-        opt.restore(&mut dec)?;
+        self.restore(&mut dec)?;
         if let Some(name) = dec.untaken_lent() {
             return Err(Error::unsupported(format!(
                 "state buffer {name}: this configuration keeps it in its own memory, so it \
                  cannot step in caller memory"
             )));
         }
-        Ok(opt)
+        Ok(self)
     }
 
     /// Fails unless `sizes` are the byte sizes of this optimizer's n-sized buffers, in layout
@@ -64,18 +88,6 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
             ))),
             None => Ok(()),
         }
-    }
-
-    /// The names of the n-sized buffers a small state (or a full blob) keeps in caller memory,
-    /// in order: how many arrays come with it.
-    pub fn lent_names(state: &[u8]) -> Result<Vec<String>> {
-        let opt = Self::from_state_header(&Decoder::new(state)?)?;
-        let names = opt
-            .lent_buffers()?
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect();
-        Ok(names)
     }
 
     /// The n-sized buffers caller memory holds when stepping in it (name, bytes), in order;
@@ -106,9 +118,7 @@ impl<T: Scalar, V: VectorStorage<T>> Optimizer<Cpu<T, V>> {
         }
         layout.lent(self.ndim(), ElemType::from(self.config.dtype))
     }
-}
 
-impl<B: Backend + 'static> Optimizer<B> {
     /// Writes the small state: everything `save_state` writes, except that the n-sized
     /// buffers in caller memory are written as the slots of their rows.
     pub fn save_small(&self, out: &mut dyn Write) -> io::Result<u64> {

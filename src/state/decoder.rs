@@ -3,6 +3,7 @@
 //! huge allocation.
 
 use super::{FORMAT_VERSION, MAGIC, TAG_BUFFER, TAG_END, TAG_LENT, read_le_into};
+use crate::backend::LentMemory;
 use crate::elem::Dtype;
 use crate::elem::{ElemType, Element};
 use crate::error::{Error, Result, Status};
@@ -36,7 +37,7 @@ pub struct Decoder<'b> {
     entries: BTreeMap<String, Entry>,
     prefix: Vec<String>,
     /// Caller memory for n-sized buffers, by full name (taken by the components that use it).
-    lent: BTreeMap<String, &'static mut [u8]>,
+    lent: BTreeMap<String, LentMemory>,
 }
 
 /// A cursor over the blob's body that refuses to read past it.
@@ -231,12 +232,12 @@ impl<'b> Decoder<'b> {
     }
 
     /// Hands the components caller memory for n-sized buffers, by full name ("basis/window").
-    pub fn lend(&mut self, name: &str, memory: &'static mut [u8]) {
+    pub fn lend(&mut self, name: &str, memory: LentMemory) {
         self.lent.insert(name.to_string(), memory);
     }
 
     /// The caller memory lent for this buffer, if any (taken: one component holds it).
-    pub fn take_lent(&mut self, name: &str) -> Option<&'static mut [u8]> {
+    pub fn take_lent(&mut self, name: &str) -> Option<LentMemory> {
         let full = self.full_name(name);
         self.lent.remove(&full)
     }

@@ -47,6 +47,15 @@ int main(void) {
     OFF(XLA_FFI_Api, api_version);
     OFF(XLA_FFI_Api, internal_api);
     OFF(XLA_FFI_Api, XLA_FFI_Error_Create);
+    OFF(XLA_FFI_Api, XLA_FFI_Stream_Get);
+    OFF(XLA_FFI_Api, XLA_FFI_DeviceOrdinal_Get);
+    SIZE(XLA_FFI_Api);
+    SIZE(XLA_FFI_Stream_Get_Args);
+    OFF(XLA_FFI_Stream_Get_Args, ctx);
+    OFF(XLA_FFI_Stream_Get_Args, stream);
+    SIZE(XLA_FFI_DeviceOrdinal_Get_Args);
+    OFF(XLA_FFI_DeviceOrdinal_Get_Args, ctx);
+    OFF(XLA_FFI_DeviceOrdinal_Get_Args, device_ordinal);
     /* Enum values the handlers rely on. */
     printf("XLA_FFI_API_MAJOR %d\nXLA_FFI_API_MINOR %d\n", XLA_FFI_API_MAJOR, XLA_FFI_API_MINOR);
     printf("Metadata %d\n", (int)XLA_FFI_Extension_Metadata);

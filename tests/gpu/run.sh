@@ -11,8 +11,10 @@
 # default, ggt+[adam], eigen+[adam] and full_hutchinson_hessian in f32 and f64 (tolerance in
 # tests/gpu_trajectories.rs); checkpoints written on the GPU resumed on the CPU and the
 # reverse; the speed line (default step at n = 1e7, m = 100, f32, against two cuBLAS SGEMVs);
-# examples/cuda/train.cu (the C++ binding with cudaMalloc'd vectors and the caller's stream).
-# Not here yet: the JAX GPU step (lre.jax has no CUDA handlers).
+# examples/cuda/train.cu (the C++ binding with cudaMalloc'd vectors and the caller's stream);
+# the JAX GPU step (lre.jax's CUDA handlers under jit) against lre.core (tests/gpu/jax_step.py,
+# which needs jax with its CUDA plugin, jax[cuda13], and optax on this machine's python3; where
+# they are missing it prints NOT RUN and the check fails).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=tests/gpu/bin
@@ -48,6 +50,10 @@ done < <(grep -v '^#' tests/gpu/binaries.txt | grep .)
 
 echo "== examples/cuda/train.cu: the C API with cudaMalloc'd vectors"
 timeout 120 "$bin/cuda-train" || status=1
+
+echo "== the JAX GPU step (lre.jax's CUDA handlers) against lre.core"
+LRE_LIBRARY="$PWD/$bin/liblre.so.1" PYTHONPATH="$PWD/bindings/python/src${PYTHONPATH:+:$PYTHONPATH}" \
+    timeout 300 python3 tests/gpu/jax_step.py || status=1
 
 echo "== device=cuda:0 as the library reports it"
 LRE_DEVICE_TEST_CHILD=1 "$bin/device" --exact cuda_device_is_refused_clearly_and_silently \

@@ -4,6 +4,7 @@ state with the C++ wrapper."""
 
 import concurrent.futures
 import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+import lre
 import lre.core
 import lre.jax
 
@@ -470,3 +472,25 @@ def test_weight_decay_key_is_decoupled_and_the_optax_recipes_are_as_documented()
     # The naive chain adds +wd·x: the wrong sign and no lr.
     naive = optax.chain(lre.jax.lre(SPEC, learning_rate=LR), optax.add_decayed_weights(wd))
     np.testing.assert_allclose(first_updates(naive) - plain, wd * x, rtol=0, atol=1e-6)
+
+
+def test_a_cpu_only_install_registers_the_cpu_handlers_and_skips_cuda_silently():
+    """The library exports the CUDA handlers (built with the "cuda" feature), but jax here has
+    no CUDA platform: registration, in a fresh process with warnings as errors, registers the
+    CPU handlers only and prints nothing; a step then runs on the CPU."""
+    lib = lre._library.load()
+    assert hasattr(lib, "lre_xla_step_cuda") and hasattr(lib, "lre_xla_probes_cuda")
+    assert not lre.jax._has_cuda()
+    script = (
+        "import jax, jax.numpy as jnp, lre.jax\n"
+        "print(lre.jax._register())\n"
+        "opt = lre.jax.lre('basis=ggt(history_size=2); chain=[adam]', learning_rate=0.5)\n"
+        "p = jnp.ones(3, jnp.float32)\n"
+        "u, _ = jax.jit(opt.update)(p, opt.init(p), p)\n"
+        "print(bool(jnp.all(jnp.isfinite(u))) and bool(jnp.any(u != 0)))\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "error", "-c", script],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["('cpu',)", "True"]
+    assert done.stderr == ""

@@ -15,7 +15,7 @@ mod streaming;
 
 pub use storage::{Storage, VectorStorage};
 
-use super::{Backend, InputError, PackedMatrix, Scalar, Shard};
+use super::{Backend, InputError, LentMemory, PackedMatrix, Scalar, Shard};
 use crate::elem::ElemType;
 use crate::error::{Error, Result, Status};
 use faer::{Mat, MatRef};
@@ -488,8 +488,8 @@ impl<T: Scalar, V: VectorStorage<T>> Backend for Cpu<T, V> {
         m.data[col * self.n..(col + 1) * self.n].copy_from_slice(data);
     }
 
-    fn lend_matrix(&self, memory: &'static mut [u8], name: &str) -> Result<HostMatrix<T>> {
-        let data = self.lent_elements(memory, name)?;
+    fn lend_matrix(&self, memory: LentMemory, name: &str) -> Result<HostMatrix<T>> {
+        let data = self.lent_elements(memory.host(name)?, name)?;
         let cols = data.len().checked_div(self.n).unwrap_or(0);
         Ok(HostMatrix {
             data: Storage::Lent { data, slot: 0 },
@@ -498,8 +498,8 @@ impl<T: Scalar, V: VectorStorage<T>> Backend for Cpu<T, V> {
         })
     }
 
-    fn lend_vectors(&self, memory: &'static mut [u8], name: &str) -> Result<Vec<V>> {
-        let data = self.lent_elements(memory, name)?;
+    fn lend_vectors(&self, memory: LentMemory, name: &str) -> Result<Vec<V>> {
+        let data = self.lent_elements(memory.host(name)?, name)?;
         if self.n == 0 {
             return Ok(Vec::new());
         }

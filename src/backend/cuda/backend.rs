@@ -15,7 +15,7 @@
 //! per operation; everything else is queued on the device's stream without waiting.
 
 use super::device::{BLOCKS, Buffer, Device, THREADS, args, check};
-use crate::backend::{Backend, InputError, Scalar, normal};
+use crate::backend::{Backend, InputError, LentMemory, Scalar, normal};
 use crate::elem::Dtype;
 use crate::error::{Error, Result, Status};
 use cudarc::cublas::{result as blas, sys::cublasOperation_t as Op};
@@ -407,6 +407,38 @@ impl<T: Scalar> Cuda<T> {
         };
     }
 
+    /// updates ← updates − params for caller vectors (the step's change, as JAX returns it).
+    pub fn subtract(&self, params: DeviceIn<'_, T>, updates: DeviceInOut<'_, T>) {
+        self.rows_kernel("axpy", -1.0, Some(params.ptr), updates.ptr);
+    }
+
+    /// Lent device memory as (address, whole n-vectors), or an error naming the buffer.
+    fn lent_columns(&self, memory: LentMemory, name: &str) -> Result<(CUdeviceptr, usize)> {
+        let LentMemory::Device { address, bytes } = memory else {
+            return Err(Error::invalid(format!(
+                "state buffer {name}: host memory was lent to an optimizer on a GPU"
+            )));
+        };
+        if bytes == 0 {
+            return Ok((0, 0));
+        }
+        let whole = self.n > 0 && bytes % self.bytes() == 0;
+        if !whole || address % size_of::<T>() as u64 != 0 {
+            return Err(Error::invalid(format!(
+                "state buffer {name}: {bytes} bytes at device address {address:#x} are not whole \
+                 aligned vectors of {} values of {}",
+                self.n,
+                T::DTYPE
+            )));
+        }
+        if !self.device.knows(address) {
+            return Err(Error::invalid(format!(
+                "state buffer {name}: address {address:#x} is not device memory"
+            )));
+        }
+        Ok((address, bytes / self.bytes()))
+    }
+
     /// An entry-wise kernel `op(alpha, [x,] y, n)` over n rows.
     fn rows_kernel(&self, op: &str, alpha: f64, x: Option<CUdeviceptr>, y: CUdeviceptr) {
         self.device.enter();
@@ -469,6 +501,12 @@ impl<T: Scalar> Backend for Cuda<T> {
     fn grow_matrix(&self, m: &mut DeviceMatrix<T>, cols: usize) -> Result<()> {
         if cols <= m.cols {
             return Ok(());
+        }
+        if m.buffer.lent_slot.is_some() {
+            return Err(Error::unsupported(format!(
+                "a lent state buffer holds {} columns; this step needs {cols}",
+                m.cols
+            )));
         }
         let mut bigger = self.matrix(cols)?;
         self.device
@@ -676,6 +714,37 @@ impl<T: Scalar> Backend for Cuda<T> {
         assert_eq!(data.len(), self.n, "column_from_host: length");
         self.device.enter();
         self.device.upload(self.column(m, col), data);
+    }
+
+    fn lend_matrix(&self, memory: LentMemory, name: &str) -> Result<DeviceMatrix<T>> {
+        let (address, cols) = self.lent_columns(memory, name)?;
+        // SAFETY: `lent_columns` checked the range is device memory the driver knows, aligned
+        // and of whole columns; whoever made the `LentMemory::Device` lends it exclusively for
+        // the call and drops the optimizer holding it before the call returns.
+        let buffer = unsafe { self.device.lent(address, cols * self.n, 0) };
+        Ok(DeviceMatrix { buffer, cols })
+    }
+
+    fn lend_vectors(&self, memory: LentMemory, name: &str) -> Result<Vec<Buffer<T>>> {
+        let (address, count) = self.lent_columns(memory, name)?;
+        let step = self.bytes() as CUdeviceptr;
+        Ok((0..count)
+            .map(|slot| {
+                // SAFETY: as in `lend_matrix`; vector `slot` is the slot-th n values of the range.
+                unsafe {
+                    self.device
+                        .lent(address + slot as CUdeviceptr * step, self.n, slot)
+                }
+            })
+            .collect())
+    }
+
+    fn matrix_is_lent(&self, m: &DeviceMatrix<T>) -> bool {
+        m.buffer.lent_slot.is_some()
+    }
+
+    fn vector_slot(&self, v: &Buffer<T>) -> Option<usize> {
+        v.lent_slot
     }
 
     fn gram(&self, m: &DeviceMatrix<T>, cols: &[usize]) -> Mat<f64> {

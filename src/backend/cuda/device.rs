@@ -275,19 +275,52 @@ impl Device {
             // SAFETY: a plain allocation; it is zero-filled before anyone reads it.
             let ptr = unsafe { result::malloc_async(self.stream(), bytes) }
                 .map_err(|e| driver_error(&format!("allocating {bytes} bytes"), e))?;
-            // SAFETY: `ptr` holds `bytes` bytes; the fill is queued before any use of it.
-            check(
-                unsafe { result::memset_d8_async(ptr, 0, bytes, self.stream()) },
-                "zero-filling",
-            );
+            // The fill is queued before any use of it.
+            self.clear(ptr, bytes);
             ptr
         };
         Ok(Buffer {
             ptr,
             len,
             device: Arc::clone(self),
+            lent_slot: None,
             elem: std::marker::PhantomData,
         })
+    }
+
+    /// `len` values of `U` at `ptr`, caller memory lent for one call (never freed here); `slot`
+    /// numbers it among the vectors of one lent buffer.
+    ///
+    /// # Safety
+    /// `ptr` is a device address on this device holding `len` values of `U`, aligned for `U`,
+    /// used by no one else while the buffer lives; the buffer is dropped before the memory's
+    /// owner frees it.
+    pub unsafe fn lent<U>(
+        self: &Arc<Self>,
+        ptr: sys::CUdeviceptr,
+        len: usize,
+        slot: usize,
+    ) -> Buffer<U> {
+        Buffer {
+            ptr,
+            len,
+            device: Arc::clone(self),
+            lent_slot: Some(slot),
+            elem: std::marker::PhantomData,
+        }
+    }
+
+    /// Zeroes `bytes` bytes at a device address, queued.
+    pub fn clear(&self, ptr: sys::CUdeviceptr, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.enter();
+        // SAFETY: callers pass a range of live device memory of at least `bytes` bytes.
+        check(
+            unsafe { result::memset_d8_async(ptr, 0, bytes, self.stream()) },
+            "zero-filling",
+        );
     }
 
     /// A device copy of small host data for one operation (column lists, coefficients).
@@ -313,17 +346,19 @@ impl Drop for Device {
     }
 }
 
-/// `len` values of `U` in device memory, freed on drop.
+/// `len` values of `U` in device memory, freed on drop unless the memory is lent.
 pub struct Buffer<U> {
     pub ptr: sys::CUdeviceptr,
     pub len: usize,
     device: Arc<Device>,
+    /// Some(slot) for caller memory (`Device::lent`).
+    pub lent_slot: Option<usize>,
     elem: std::marker::PhantomData<U>,
 }
 
 impl<U> Drop for Buffer<U> {
     fn drop(&mut self) {
-        if self.ptr != 0 && self.device.ctx.bind_to_thread().is_ok() {
+        if self.ptr != 0 && self.lent_slot.is_none() && self.device.ctx.bind_to_thread().is_ok() {
             // Queued after the work that uses the buffer (a stream change waits for the old
             // stream first, so that work is queued on this one or finished).
             // SAFETY: allocated by `Device::zeros`, freed once, here.

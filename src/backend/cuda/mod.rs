@@ -6,6 +6,8 @@
 //! handle on it (`device.rs`). Each missing piece is an `LRE_ERR_DEVICE` naming it. [`Cuda`]
 //! (`backend.rs`) implements [`super::Backend`] on the opened device: cuBLAS for the products,
 //! `kernels.cu` (committed as [`PTX`]) for the rest.
+//! It also steps in device memory a caller lends for one call (`Backend::lend_matrix`, used by
+//! the JAX handlers in `src/ffi/xla/cuda.rs`): such buffers are wrapped, never freed or grown.
 
 mod backend;
 mod device;

@@ -1,6 +1,5 @@
 //! Mirrors of the parts of XLA's FFI C API (`xla/ffi/api/c_api.h`, API version 0.3, Apache-2.0)
-//! that the handlers touch. Only the prefix of `XLA_FFI_Api` up to `XLA_FFI_Error_Create` is
-//! mirrored: later members are never read. tests/python.rs compiles a C file against the header
+//! that the handlers touch. tests/python.rs compiles a C file against the header
 //! shipped by the installed jaxlib and compares every size and offset with these.
 
 use std::ffi::{c_char, c_void};
@@ -114,12 +113,50 @@ pub struct MetadataExtension {
     pub metadata: *mut Metadata,
 }
 
-/// The prefix of `XLA_FFI_Api` up to `XLA_FFI_Error_Create`.
+/// `XLA_FFI_Stream_Get_Args`: XLA's stream for the call (a `CUstream` on CUDA).
+#[repr(C)]
+pub struct StreamGetArgs {
+    pub struct_size: usize,
+    pub extension_start: *mut ExtensionBase,
+    pub ctx: *mut c_void,
+    pub stream: *mut c_void,
+}
+
+/// `XLA_FFI_DeviceOrdinal_Get_Args`: the device the call runs on.
+#[repr(C)]
+pub struct DeviceOrdinalGetArgs {
+    pub struct_size: usize,
+    pub extension_start: *mut ExtensionBase,
+    pub ctx: *mut c_void,
+    pub device_ordinal: i32,
+}
+
+type Service<A> = Option<unsafe extern "C" fn(*mut A) -> *mut XlaError>;
+
+/// `XLA_FFI_Api`: the functions the handlers call are typed, the others are opaque pointers
+/// that keep the layout.
 #[repr(C)]
 pub struct Api {
     pub struct_size: usize,
     pub extension_start: *mut ExtensionBase,
     pub api_version: ApiVersion,
     pub internal_api: *const c_void,
-    pub error_create: Option<unsafe extern "C" fn(*mut ErrorCreateArgs) -> *mut XlaError>,
+    pub error_create: Service<ErrorCreateArgs>,
+    pub error_get_message: *const c_void,
+    pub error_destroy: *const c_void,
+    pub handler_register: *const c_void,
+    pub stream_get: Service<StreamGetArgs>,
+    pub type_register: *const c_void,
+    pub execution_context_get: *const c_void,
+    pub state_set: *const c_void,
+    pub state_get: *const c_void,
+    pub device_memory_allocate: *const c_void,
+    pub device_memory_free: *const c_void,
+    pub thread_pool_schedule: *const c_void,
+    pub thread_pool_num_threads: *const c_void,
+    pub future_create: *const c_void,
+    pub future_set_available: *const c_void,
+    pub future_set_error: *const c_void,
+    pub run_id_get: *const c_void,
+    pub device_ordinal_get: Service<DeviceOrdinalGetArgs>,
 }

@@ -162,6 +162,71 @@ impl<'f> Frame<'f> {
     }
 }
 
+/// What the CUDA handlers read of a call: device addresses and XLA's services.
+#[cfg(feature = "cuda")]
+impl Frame<'_> {
+    /// Argument `i` on a GPU: its device address and element count after the checks of
+    /// `arg` (device memory is never read on the host).
+    pub fn arg_address<T: Element>(
+        &self,
+        i: usize,
+        name: &str,
+        len: Option<usize>,
+    ) -> Result<(u64, usize)> {
+        let b = Self::buffer(&self.raw.args, i, name)?;
+        Ok((b.data as u64, Self::check::<T>(b, name, len)?))
+    }
+
+    /// Result `i` on a GPU: its device address and element count after the checks of `result`.
+    pub fn result_address<T: Element>(
+        &self,
+        i: usize,
+        name: &str,
+        len: Option<usize>,
+    ) -> Result<(u64, usize)> {
+        let b = Self::buffer(&self.raw.rets, i, name)?;
+        Ok((b.data as u64, Self::check::<T>(b, name, len)?))
+    }
+
+    /// XLA's stream for this call (a `CUstream` on CUDA), on which the handler queues its work.
+    pub fn stream(&self) -> Result<*mut c_void> {
+        let mut args = c_api::StreamGetArgs {
+            struct_size: std::mem::size_of::<c_api::StreamGetArgs>(),
+            extension_start: ptr::null_mut(),
+            ctx: self.raw.ctx,
+            stream: ptr::null_mut(),
+        };
+        // SAFETY: `api` is XLA's API table, valid for the call.
+        let get = unsafe { self.raw.api.as_ref() }.and_then(|api| api.stream_get);
+        let no_stream = || Error::invalid("XLA gave no stream for this call");
+        let get = get.ok_or_else(no_stream)?;
+        // SAFETY: XLA's own function, given a complete argument struct.
+        if !unsafe { get(&mut args) }.is_null() || args.stream.is_null() {
+            return Err(no_stream());
+        }
+        Ok(args.stream)
+    }
+
+    /// The ordinal of the device this call runs on.
+    pub fn device_ordinal(&self) -> Result<u32> {
+        let mut args = c_api::DeviceOrdinalGetArgs {
+            struct_size: std::mem::size_of::<c_api::DeviceOrdinalGetArgs>(),
+            extension_start: ptr::null_mut(),
+            ctx: self.raw.ctx,
+            device_ordinal: -1,
+        };
+        // SAFETY: `api` is XLA's API table, valid for the call.
+        let get = unsafe { self.raw.api.as_ref() }.and_then(|api| api.device_ordinal_get);
+        let no_ordinal = || Error::invalid("XLA gave no device ordinal for this call");
+        let get = get.ok_or_else(no_ordinal)?;
+        // SAFETY: XLA's own function, given a complete argument struct.
+        if !unsafe { get(&mut args) }.is_null() {
+            return Err(no_ordinal());
+        }
+        u32::try_from(args.device_ordinal).map_err(|_| no_ordinal())
+    }
+}
+
 fn slice<'f, T>(data: *mut c_void, count: usize) -> &'f [T] {
     if count == 0 {
         return &[];

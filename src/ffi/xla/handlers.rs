@@ -52,7 +52,10 @@ pub unsafe extern "C" fn lre_xla_probes(frame: *mut CallFrame) -> *mut XlaError 
 ///
 /// # Safety
 /// `frame` is a valid call frame.
-unsafe fn run(frame: *mut CallFrame, body: fn(&Frame<'_>) -> Result<()>) -> *mut XlaError {
+pub(super) unsafe fn run(
+    frame: *mut CallFrame,
+    body: fn(&Frame<'_>) -> Result<()>,
+) -> *mut XlaError {
     // SAFETY: forwarded caller contract.
     let Call::Execute(f) = (unsafe { classify(frame) }) else {
         return std::ptr::null_mut();
@@ -94,7 +97,7 @@ fn probes(f: &Frame<'_>) -> Result<()> {
     }
 }
 
-fn wrong_float(name: &str, code: i32) -> Error {
+pub(super) fn wrong_float(name: &str, code: i32) -> Error {
     Error::invalid(format!(
         "{name} must be float32 or float64, got XLA dtype code {code}"
     ))
@@ -148,16 +151,7 @@ fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
     let grads = f.arg::<T>(grads_at, "grads", Some(n))?;
     let params = f.arg::<T>(params_at, "params", Some(n))?;
     opt.set_lr(learning_rate(f, lr_at)?)?;
-    if PREFIX + opt.small_bound()? > capacity {
-        return Err(Error::new(
-            Status::LRE_ERR_BUFFER_TOO_SMALL,
-            format!(
-                "the state buffer holds {capacity} bytes; this optimizer's small state needs up \
-                 to {}: create the state with a larger state_capacity",
-                PREFIX + opt.small_bound()?
-            ),
-        ));
-    }
+    check_capacity(opt.small_bound()?, capacity)?;
     let mut x = params.to_vec();
     let stepped = if f.num_args() > 4 + lent {
         opt.begin(grads).and_then(|count| {
@@ -192,15 +186,35 @@ fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Writes the small state into the state result: its length, the state, zeros after it.
+/// Fails unless a state buffer of `capacity` bytes holds every small state up to `bound` bytes.
+pub(super) fn check_capacity(bound: usize, capacity: usize) -> Result<()> {
+    if PREFIX + bound > capacity {
+        return Err(Error::new(
+            Status::LRE_ERR_BUFFER_TOO_SMALL,
+            format!(
+                "the state buffer holds {capacity} bytes; this optimizer's small state needs up \
+                 to {}: create the state with a larger state_capacity",
+                PREFIX + bound
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the small state into the state result.
 fn write_small(f: &Frame<'_>, small: &[u8], capacity: usize) -> Result<()> {
-    let out = f.result::<u8>(0, "state", capacity)?;
+    frame_small(small, f.result::<u8>(0, "state", capacity)?);
+    Ok(())
+}
+
+/// A state buffer's content (`out`, at least PREFIX + small.len() bytes): the small state's
+/// length, the state, zeros after it.
+pub(super) fn frame_small(small: &[u8], out: &mut [u8]) {
     let (prefix, rest) = out.split_at_mut(PREFIX);
     prefix.copy_from_slice(&(small.len() as u64).to_le_bytes());
     let (body, padding) = rest.split_at_mut(small.len());
     body.copy_from_slice(small);
     padding.fill(0);
-    Ok(())
 }
 
 fn probes_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
@@ -230,11 +244,7 @@ fn write_probes<T: Scalar + Element>(
 ) -> Result<()> {
     let n = opt.ndim();
     let out_len = f.result_len(at, "probes")?;
-    if out_len % n != 0 || out_len / n < count {
-        return Err(Error::invalid(format!(
-            "probes holds {out_len} elements; this step needs {count} rows of {n}"
-        )));
-    }
+    check_rows("probes", out_len, n, count)?;
     let out = f.result::<T>(at, "probes", out_len)?;
     for (i, row) in out.chunks_exact_mut(n).enumerate() {
         match i < count {
@@ -263,17 +273,22 @@ fn hvp_rows<'f, T: Scalar + Element>(
     count: usize,
 ) -> Result<Vec<&'f [T]>> {
     let hvps = f.arg::<T>(at, "hvps", None)?;
-    if n == 0 || hvps.len() % n != 0 || hvps.len() / n < count {
-        return Err(Error::invalid(format!(
-            "hvps holds {} elements; this step needs {count} rows of {n}",
-            hvps.len()
-        )));
-    }
+    check_rows("hvps", hvps.len(), n, count)?;
     Ok(hvps.chunks_exact(n).take(count).collect())
 }
 
+/// Fails unless `len` elements are whole rows of n, at least `count` of them.
+pub(super) fn check_rows(name: &str, len: usize, n: usize, count: usize) -> Result<()> {
+    if n == 0 || !len.is_multiple_of(n) || len / n < count {
+        return Err(Error::invalid(format!(
+            "{name} holds {len} elements; this step needs {count} rows of {n}"
+        )));
+    }
+    Ok(())
+}
+
 /// The small state inside a state buffer (its length, then the state).
-fn small_state(buffer: &[u8]) -> Result<&[u8]> {
+pub(super) fn small_state(buffer: &[u8]) -> Result<&[u8]> {
     let corrupt = |what: String| Error::new(Status::LRE_ERR_STATE, what);
     let Some(len) = buffer
         .get(..PREFIX)

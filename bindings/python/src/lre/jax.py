@@ -86,17 +86,31 @@ def skipped_steps(state: LREState) -> jax.Array:
     return state.skipped
 
 
+_TARGETS = ("lre_xla_step", "lre_xla_probes")
+
+
 @functools.lru_cache(maxsize=None)
-def _register() -> None:
-    """Registers the handlers with XLA once per process. Only the CPU handlers exist today: a
-    library with GPU handlers exports them as `<name>_cuda`, and they are registered when
-    present."""
+def _register() -> tuple[str, ...]:
+    """Registers the handlers with XLA once per process and returns the platforms they were
+    registered for. The CPU handlers always; the CUDA ones (`<name>_cuda`, exported by a library
+    built with the cargo feature "cuda") only where the library exports them and jax has a CUDA
+    platform, so a CPU-only install registers nothing for a GPU and prints nothing."""
     lib = _library.load()
-    for name in ("lre_xla_step", "lre_xla_probes"):
+    cuda = all(hasattr(lib, name + "_cuda") for name in _TARGETS) and _has_cuda()
+    for name in _TARGETS:
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
-        if hasattr(lib, name + "_cuda"):
+        if cuda:
             capsule = jax.ffi.pycapsule(getattr(lib, name + "_cuda"))
             jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
+    return ("cpu", "CUDA") if cuda else ("cpu",)
+
+
+def _has_cuda() -> bool:
+    """Whether jax has a CUDA platform with a device (jaxlib's CUDA plugin and a GPU)."""
+    try:
+        return bool(jax.devices("cuda"))
+    except RuntimeError:
+        return False
 
 
 def _spec_with_dtype(spec: str, dtype: np.dtype) -> str:
