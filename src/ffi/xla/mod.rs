@@ -5,3 +5,4 @@
 pub mod c_api;
 mod frame;
 pub mod handlers;
+pub mod sharded;

@@ -92,7 +92,7 @@ def _register() -> None:
     library with GPU handlers exports them as `<name>_cuda`, and they are registered when
     present."""
     lib = _library.load()
-    for name in ("lre_xla_step", "lre_xla_probes"):
+    for name in ("lre_xla_step", "lre_xla_probes", "lre_xla_sharded_step"):
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
         if hasattr(lib, name + "_cuda"):
             capsule = jax.ffi.pycapsule(getattr(lib, name + "_cuda"))
@@ -228,6 +228,11 @@ def grad_and_hvp(loss: Callable[..., jax.Array], params: Any, *args: Any):
     return grads, hvp
 
 
+def _capacity_for(opt: core.Optimizer, state_capacity: Optional[int]) -> int:
+    """The small state buffer's size: `state_capacity`, or by default the library's bound."""
+    return state_capacity or _PREFIX + opt.small_state_bound() + _SPEC_SLACK
+
+
 class _Init:
     """`init(params)`, knowing the spec and capacity, which `from_c_state` needs too."""
 
@@ -240,7 +245,7 @@ class _Init:
                               _size(params))
 
     def _capacity(self, opt: core.Optimizer) -> int:
-        return self.state_capacity or _PREFIX + opt.small_state_bound() + _SPEC_SLACK
+        return _capacity_for(opt, self.state_capacity)
 
     def __call__(self, params: Any) -> LREState:
         with self._optimizer(params) as opt:
