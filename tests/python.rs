@@ -298,6 +298,16 @@ fn jax_sharded_tests_pass() {
     );
 }
 
+/// The README's sharded JAX example (4 simulated devices, set by the example itself) runs and
+/// converges.
+#[test]
+fn readme_jax_sharded_example_runs() {
+    let dir = scratch_dir("readme-jax-sharded");
+    let (printed, losses) = run_readme_block(python(), "## Sharded training", &dir);
+    assert_eq!(losses.len(), 2, "two losses expected:\n{printed}");
+    assert!(losses[0] > 10.0 && losses[1] < 1e-4, "{printed}");
+}
+
 /// lre.torch's tests, which need PyTorch: run in its own environment, from the source tree.
 const TORCH_TESTS: &str = "bindings/python/tests/test_torch.py";
 

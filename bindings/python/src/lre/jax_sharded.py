@@ -14,7 +14,7 @@ each shard stepping its own rows, the step's reductions over n summed by `jax.la
 * A step runs in rounds (src/ffi/xla/sharded.rs): the custom call replays the sums reduced so far
   and hands out its partial sums at the first reduction without one; `psum` adds them and the
   call runs again, until a call completes the step. Each round re-runs the shard's step up to
-  that reduction, so a step with R reductions (3 for the default) costs about R local steps.
+  that reduction, so a step with R reductions (3 for the default) takes R + 1 rounds.
   Every shard gets the same sums and makes the same reductions, so all finish together, even
   when the number of reductions depends on the data.
 * The sums are float64: `jax_enable_x64` must be on (the parameters may be float32).
