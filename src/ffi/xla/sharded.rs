@@ -138,6 +138,13 @@ fn sharded_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
             partial_out[replay.cursor..end].copy_from_slice(&partial);
             (end, false)
         }
+        (Ok(()), None) if replay.cursor != filled => {
+            return Err(Error::invalid(format!(
+                "the step used {} of the {filled} reduced sums it was given: the sums belong to \
+                 another step or configuration",
+                replay.cursor
+            )));
+        }
         (stepped, _) => {
             conclude(f, opt, stepped, &x, params, lent, capacity)?;
             (filled, true)
