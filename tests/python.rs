@@ -305,10 +305,40 @@ fn python_package_installs_and_its_tests_pass() {
         Command::new(&python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--ignore"])
             .arg(crate_root().join(TORCH_TESTS))
+            .arg("--ignore")
+            .arg(crate_root().join(JAX_SHARDED_TESTS))
             .arg(crate_root().join("bindings/python/tests"))
             .env("LRE_LIBRARY", &library),
         "pytest bindings/python/tests (all but lre.torch's)",
     );
+}
+
+/// lre.jax_sharded's tests, which need 4 simulated devices: jax reads the device count when it is
+/// first imported, so they run in a pytest process of their own, from the source tree.
+const JAX_SHARDED_TESTS: &str = "bindings/python/tests/test_jax_sharded.py";
+
+/// lre.jax_sharded's pytest suite passes: shard_map over 2 and 4 CPU devices gives the unsharded
+/// lre.jax trajectory.
+#[test]
+fn jax_sharded_tests_pass() {
+    run_ok(
+        Command::new(python())
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(crate_root().join(JAX_SHARDED_TESTS))
+            .env("LRE_LIBRARY", library_dir().join("liblre.so"))
+            .env("PYTHONPATH", crate_root().join("bindings/python/src")),
+        "pytest bindings/python/tests/test_jax_sharded.py",
+    );
+}
+
+/// The README's sharded JAX example (4 simulated devices, set by the example itself) runs and
+/// converges.
+#[test]
+fn readme_jax_sharded_example_runs() {
+    let dir = scratch_dir("readme-jax-sharded");
+    let (printed, losses) = run_readme_block(python(), "## Sharded training", &dir);
+    assert_eq!(losses.len(), 2, "two losses expected:\n{printed}");
+    assert!(losses[0] > 10.0 && losses[1] < 1e-4, "{printed}");
 }
 
 /// lre.torch's tests, which need PyTorch: run in its own environment, from the source tree.

@@ -107,7 +107,9 @@ pub(super) fn wrong_float(name: &str, code: i32) -> Error {
 /// (arguments 1..=L), lent as the matching results, which alias them (XLA hands the same memory
 /// when the state is donated; when it does not, the argument is copied to the result once here
 /// and the result is stepped). The optimizer must be dropped before the handler returns.
-fn lent_optimizer<T: Scalar + Element>(f: &Frame<'_>) -> Result<(LentOptimizer<T>, usize)> {
+pub(super) fn lent_optimizer<T: Scalar + Element>(
+    f: &Frame<'_>,
+) -> Result<(LentOptimizer<T>, usize)> {
     let small = small_state(f.arg::<u8>(0, "state", None)?)?;
     let names = LentOptimizer::<T>::lent_names(small)?;
     let mut lent = Vec::with_capacity(names.len());
@@ -146,28 +148,53 @@ unsafe fn for_this_call(slice: &mut [u8]) -> &'static mut [u8] {
 fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
     let capacity = f.result_len(0, "state")?;
     let (mut opt, lent) = lent_optimizer::<T>(f)?;
-    let n = opt.ndim();
-    let (grads_at, params_at, lr_at) = (1 + lent, 2 + lent, 3 + lent);
-    let grads = f.arg::<T>(grads_at, "grads", Some(n))?;
-    let params = f.arg::<T>(params_at, "params", Some(n))?;
-    opt.set_lr(learning_rate(f, lr_at)?)?;
-    check_capacity(opt.small_bound()?, capacity)?;
+    let (grads, params) = step_inputs(f, &mut opt, lent, capacity)?;
     let mut x = params.to_vec();
     let stepped = if f.num_args() > 4 + lent {
         opt.begin(grads).and_then(|count| {
-            let rows = hvp_rows::<T>(f, 4 + lent, n, count)?;
+            let rows = hvp_rows::<T>(f, 4 + lent, opt.ndim(), count)?;
             opt.finish(&mut x, &rows)
         })
     } else {
         opt.step(&mut x, grads)
     };
-    let updates = f.result::<T>(1 + lent, "updates", n)?;
+    conclude(f, opt, stepped, &x, params, lent, capacity)
+}
+
+/// The step's grads and params (arguments after the lent arrays), with the learning rate set
+/// and the state buffer checked to hold this optimizer's small state.
+pub(super) fn step_inputs<'f, T: Scalar + Element>(
+    f: &Frame<'f>,
+    opt: &mut LentOptimizer<T>,
+    lent: usize,
+    capacity: usize,
+) -> Result<(&'f [T], &'f [T])> {
+    let n = opt.ndim();
+    let grads = f.arg::<T>(1 + lent, "grads", Some(n))?;
+    let params = f.arg::<T>(2 + lent, "params", Some(n))?;
+    opt.set_lr(learning_rate(f, 3 + lent)?)?;
+    check_capacity(opt.small_bound()?, capacity)?;
+    Ok((grads, params))
+}
+
+/// Writes a step's results: the stepped state and `x − params` as the updates, or, for a step
+/// refused as non-finite, the unchanged state, zero updates and `skipped` = 1.
+pub(super) fn conclude<T: Scalar + Element>(
+    f: &Frame<'_>,
+    opt: LentOptimizer<T>,
+    stepped: Result<()>,
+    x: &[T],
+    params: &[T],
+    lent: usize,
+    capacity: usize,
+) -> Result<()> {
+    let updates = f.result::<T>(1 + lent, "updates", opt.ndim())?;
     let skipped = match stepped {
         Ok(()) => {
             let small = opt.small_state();
             drop(opt);
             write_small(f, &small, capacity)?;
-            for ((u, a), b) in updates.iter_mut().zip(&x).zip(params) {
+            for ((u, a), b) in updates.iter_mut().zip(x).zip(params) {
                 *u = T::from_f64(a.to_f64() - b.to_f64());
             }
             false
@@ -176,8 +203,7 @@ fn step_typed<T: Scalar + Element>(f: &Frame<'_>) -> Result<()> {
         // refused step changed nothing, so the state result is the state argument.
         Err(e) if e.status == Status::LRE_ERR_NUMERICAL => {
             drop(opt);
-            result_from_arg::<u8>(f, 0, "state")?;
-            updates.fill(T::default());
+            unchanged(f, updates)?;
             true
         }
         Err(e) => return Err(e),
@@ -198,6 +224,13 @@ pub(super) fn check_capacity(bound: usize, capacity: usize) -> Result<()> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// The results of a step that changed nothing: the state argument and zero updates.
+pub(super) fn unchanged<T: Element + Default>(f: &Frame<'_>, updates: &mut [T]) -> Result<()> {
+    result_from_arg::<u8>(f, 0, "state")?;
+    updates.fill(T::default());
     Ok(())
 }
 

@@ -8,3 +8,4 @@ pub mod c_api;
 pub mod cuda;
 mod frame;
 pub mod handlers;
+pub mod sharded;

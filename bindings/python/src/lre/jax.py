@@ -87,6 +87,8 @@ def skipped_steps(state: LREState) -> jax.Array:
 
 
 _TARGETS = ("lre_xla_step", "lre_xla_probes")
+# The sharded step (lre.jax_sharded) has no CUDA handler yet.
+_CPU_ONLY_TARGETS = ("lre_xla_sharded_step",)
 
 
 @functools.lru_cache(maxsize=None)
@@ -97,9 +99,9 @@ def _register() -> tuple[str, ...]:
     platform, so a CPU-only install registers nothing for a GPU and prints nothing."""
     lib = _library.load()
     cuda = all(hasattr(lib, name + "_cuda") for name in _TARGETS) and _has_cuda()
-    for name in _TARGETS:
+    for name in _TARGETS + _CPU_ONLY_TARGETS:
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
-        if cuda:
+        if cuda and name in _TARGETS:
             capsule = jax.ffi.pycapsule(getattr(lib, name + "_cuda"))
             jax.ffi.register_ffi_target(name, capsule, platform="CUDA")
     return ("cpu", "CUDA") if cuda else ("cpu",)
@@ -242,6 +244,11 @@ def grad_and_hvp(loss: Callable[..., jax.Array], params: Any, *args: Any):
     return grads, hvp
 
 
+def _capacity_for(opt: core.Optimizer, state_capacity: Optional[int]) -> int:
+    """The small state buffer's size: `state_capacity`, or by default the library's bound."""
+    return state_capacity or _PREFIX + opt.small_state_bound() + _SPEC_SLACK
+
+
 class _Init:
     """`init(params)`, knowing the spec and capacity, which `from_c_state` needs too."""
 
@@ -254,7 +261,7 @@ class _Init:
                               _size(params))
 
     def _capacity(self, opt: core.Optimizer) -> int:
-        return self.state_capacity or _PREFIX + opt.small_state_bound() + _SPEC_SLACK
+        return _capacity_for(opt, self.state_capacity)
 
     def __call__(self, params: Any) -> LREState:
         with self._optimizer(params) as opt:
