@@ -70,66 +70,29 @@ fn saved_config(dec: &Decoder<'_>) -> Result<Config> {
 /// device aside (lr and weight_decay are state a schedule changes; threads and the device belong
 /// to the machine: a state written on a GPU resumes on the CPU and the reverse).
 fn config_differences(saved: &Config, current: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut note = |key: &str, a: String, b: String| {
-        if a != b {
-            out.push(format!("{key}: the state has {a}, this optimizer {b}"));
-        }
-    };
-    note(
-        "curvature",
-        saved.curvature.to_string(),
-        current.curvature.to_string(),
-    );
-    note("basis", saved.basis.to_string(), current.basis.to_string());
-    let chain = |c: &Config| {
-        format!(
-            "[{}]",
-            c.chain
-                .iter()
-                .map(|m| m.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
-    note("chain", chain(saved), chain(current));
-    note(
-        "update_freq",
-        saved.update_freq.to_string(),
-        current.update_freq.to_string(),
-    );
-    note(
-        "init_steps",
-        saved.init_steps.to_string(),
-        current.init_steps.to_string(),
-    );
-    note(
-        "symmetrize",
-        saved.symmetrize.to_string(),
-        current.symmetrize.to_string(),
-    );
-    note("seed", saved.seed.to_string(), current.seed.to_string());
-    note(
-        "global_ndim",
-        format!("{:?}", saved.global_ndim),
-        format!("{:?}", current.global_ndim),
-    );
-    note(
-        "shard_offset",
-        saved.shard_offset.to_string(),
-        current.shard_offset.to_string(),
-    );
-    note(
-        "diagonal",
-        saved.diagonal.to_string(),
-        current.diagonal.to_string(),
-    );
-    note(
-        "warmup",
-        saved.warmup.to_string(),
-        current.warmup.to_string(),
-    );
-    out
+    type Show = fn(&Config) -> String;
+    let keys: [(&str, Show); 11] = [
+        ("curvature", |c| c.curvature.to_string()),
+        ("basis", |c| c.basis.to_string()),
+        ("chain", |c| {
+            let members: Vec<String> = c.chain.iter().map(|m| m.to_string()).collect();
+            format!("[{}]", members.join(", "))
+        }),
+        ("update_freq", |c| c.update_freq.to_string()),
+        ("init_steps", |c| c.init_steps.to_string()),
+        ("symmetrize", |c| c.symmetrize.to_string()),
+        ("seed", |c| c.seed.to_string()),
+        ("global_ndim", |c| format!("{:?}", c.global_ndim)),
+        ("shard_offset", |c| c.shard_offset.to_string()),
+        ("diagonal", |c| c.diagonal.to_string()),
+        ("warmup", |c| c.warmup.to_string()),
+    ];
+    keys.iter()
+        .filter_map(|(key, show)| {
+            let (a, b) = (show(saved), show(current));
+            (a != b).then(|| format!("{key}: the state has {a}, this optimizer {b}"))
+        })
+        .collect()
 }
 
 impl<B: Backend + 'static> Optimizer<B> {
