@@ -121,35 +121,33 @@ fn half_combine<H: Half + streaming::Streamed, T: Scalar>(
     }
 }
 
-impl<T: Scalar> Column<T> for Bf16 {
-    #[inline(always)]
-    fn value(self) -> f64 {
-        self.to_f32() as f64
-    }
-    #[inline(always)]
-    fn dots<const G: usize>(c: [&[Self]; G], x: &[T]) -> [f64; G] {
-        half_dots(c, x)
-    }
-    #[inline(always)]
-    fn combine(c: &[&[Self]], w: &[f32], rows: Range<usize>, acc: &mut [f64]) -> Option<usize> {
-        half_combine::<Self, T>(c, w, rows, acc)
-    }
+/// The 16-bit formats: widened to f32 in the streaming passes.
+macro_rules! half_column {
+    ($half:ty) => {
+        impl<T: Scalar> Column<T> for $half {
+            #[inline(always)]
+            fn value(self) -> f64 {
+                self.to_f32() as f64
+            }
+            #[inline(always)]
+            fn dots<const G: usize>(c: [&[Self]; G], x: &[T]) -> [f64; G] {
+                half_dots(c, x)
+            }
+            #[inline(always)]
+            fn combine(
+                c: &[&[Self]],
+                w: &[f32],
+                rows: Range<usize>,
+                acc: &mut [f64],
+            ) -> Option<usize> {
+                half_combine::<Self, T>(c, w, rows, acc)
+            }
+        }
+    };
 }
 
-impl<T: Scalar> Column<T> for F16 {
-    #[inline(always)]
-    fn value(self) -> f64 {
-        self.to_f32() as f64
-    }
-    #[inline(always)]
-    fn dots<const G: usize>(c: [&[Self]; G], x: &[T]) -> [f64; G] {
-        half_dots(c, x)
-    }
-    #[inline(always)]
-    fn combine(c: &[&[Self]], w: &[f32], rows: Range<usize>, acc: &mut [f64]) -> Option<usize> {
-        half_combine::<Self, T>(c, w, rows, acc)
-    }
-}
+half_column!(Bf16);
+half_column!(F16);
 
 /// [⟨c_0, x⟩, …, ⟨c_{G−1}, x⟩] in f64, sharing each load of x: per column eight lanes of
 /// fused multiply-adds, the lanes added in a fixed tree, then the tail rows.
